@@ -1,0 +1,31 @@
+// Argument groups shared by several commands, defined once so their names and help stay the same.
+import type { ArgsDef, CommandMeta } from "citty";
+
+/** Command metadata plus examples that `--help` prints under the options. */
+export type DexrlMeta = CommandMeta & { examples?: string[] };
+
+/** `--debug`: stack traces on errors. Read by the CLI entry, accepted by every command. */
+export const debugArgs = {
+  debug: { type: "boolean", description: "Print stack traces on errors", default: false },
+} as const satisfies ArgsDef;
+
+/** `--config NAME|PATH` and `key=value` overrides (taken from the remaining positionals). */
+export const configArgs = {
+  config: {
+    type: "string",
+    alias: "c",
+    valueHint: "NAME|PATH",
+    description: "Config file: a path, or a name under configs/ (e.g. libero_spatial_ppo_dexbotic_pi0)",
+    default: "libero_spatial_ppo_dexbotic_pi0",
+  },
+  "override-file": {
+    type: "string",
+    valueHint: "PATH",
+    description: "A YAML file whose keys are laid over the config before the dotted overrides",
+  },
+} as const satisfies ArgsDef;
+
+/** `--json`: machine-readable output on stdout instead of the table. */
+export const jsonArgs = {
+  json: { type: "boolean", description: "Print JSON instead of a table", default: false },
+} as const satisfies ArgsDef;
