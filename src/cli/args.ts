@@ -18,6 +18,12 @@ export const configArgs = {
     description: "Config file: a path, or a name under configs/ (e.g. libero_spatial_ppo_dexbotic_pi0)",
     default: "libero_spatial_ppo_dexbotic_pi0",
   },
+  overrides: {
+    type: "positional",
+    required: false,
+    valueHint: "key=value ...",
+    description: "Dotted overrides typed by the schema, e.g. actor.model.num_steps=4 env.train.total_num_envs=16",
+  },
   "override-file": {
     type: "string",
     valueHint: "PATH",

@@ -1,6 +1,8 @@
 // WebGPU bring-up: picks a Vulkan driver, refuses adapters that cannot compute, and turns device
 // errors and device loss into clear errors. Every GPU user in dexrl gets its device from here.
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { DexrlError } from "../errors.ts";
 import { setNativeEnv, webgpuLibraryPath } from "../native.ts";
 
@@ -50,9 +52,18 @@ export function chooseVulkanDriver(): DriverChoice {
   if (hasGpuDeviceNode()) return { source: "system", note: "using the system's Vulkan driver (a GPU device is present)" };
   if (existsSync(SWIFTSHADER_ICD)) {
     setNativeEnv("VK_ICD_FILENAMES", SWIFTSHADER_ICD);
+    giveRuntimeDir();
     return { source: "swiftshader", icd: SWIFTSHADER_ICD, note: "no GPU found: using SwiftShader (CPU Vulkan) from Debian's chromium" };
   }
   return { source: "system", note: "no GPU device and no SwiftShader found: trying the system's Vulkan driver" };
+}
+
+/** SwiftShader complains on stderr at every start when XDG_RUNTIME_DIR is unset; give it a private one. */
+function giveRuntimeDir(): void {
+  if (process.env.XDG_RUNTIME_DIR) return;
+  const dir = join(tmpdir(), `dexrl-runtime-${process.getuid?.() ?? 0}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  setNativeEnv("XDG_RUNTIME_DIR", dir);
 }
 
 const BACKENDS: Record<number, string> = { 1: "null", 2: "WebGPU", 3: "D3D11", 4: "D3D12", 5: "Metal", 6: "Vulkan", 7: "OpenGL", 8: "OpenGLES" };

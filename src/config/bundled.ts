@@ -1,0 +1,9 @@
+// Config files shipped inside dexrl (embedded in the compiled binary), addressable by name.
+import seed from "../../configs/libero_spatial_ppo_dexbotic_pi0.yaml" with { type: "text" };
+
+/** The defaults every config is laid over: the seed's PPO config. */
+export const DEFAULT_CONFIG = "libero_spatial_ppo_dexbotic_pi0";
+
+export const bundledConfigs: Record<string, string> = {
+  [DEFAULT_CONFIG]: seed,
+};

@@ -1,0 +1,45 @@
+// Console output for long work: a progress line on stderr (redrawn in a terminal, periodic lines in
+// logs such as CI's) and one-line metric summaries. Small enough that a dependency would not pay.
+
+const fmtDuration = (s: number) =>
+  !Number.isFinite(s) ? "?" : s < 60 ? `${s.toFixed(0)}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
+
+export class Progress {
+  private done = 0;
+  private readonly t0 = performance.now();
+  private lastDraw = 0;
+  private readonly tty = Boolean(process.stderr.isTTY);
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    /** Seconds between lines when stderr is not a terminal. */
+    private readonly logEvery = 10,
+  ) {}
+
+  /** Advances by `n` and redraws if due; `note` is shown after the counts (e.g. "success 0.92"). */
+  tick(n = 1, note = ""): void {
+    this.done += n;
+    const now = performance.now();
+    const due = this.tty ? now - this.lastDraw > 100 : now - this.lastDraw > this.logEvery * 1000;
+    if (due || this.done >= this.total) this.draw(note, now);
+  }
+
+  private draw(note: string, now: number): void {
+    this.lastDraw = now;
+    const el = (now - this.t0) / 1000;
+    const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 1;
+    const eta = frac > 0 ? (el / frac) * (1 - frac) : Infinity;
+    const width = 24;
+    const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
+    const line = `${this.label} ${bar} ${this.done}/${this.total} ${(frac * 100).toFixed(0)}% ${fmtDuration(el)} elapsed, eta ${fmtDuration(eta)}${note ? `  ${note}` : ""}`;
+    if (this.tty) process.stderr.write(`\r\x1b[2K${line}${this.done >= this.total ? "\n" : ""}`);
+    else process.stderr.write(`${line}\n`);
+  }
+}
+
+/** Formats metrics as `step 12 | train/actor/policy_loss -0.0123 | ...` with 4 significant digits. */
+export function formatMetrics(step: number, metrics: Record<string, number>): string {
+  const parts = Object.entries(metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`);
+  return [`step ${step}`, ...parts].join(" | ");
+}

@@ -1,0 +1,91 @@
+// Builds ONNX models (ModelProto, IR version 8, default-domain opset 17) from code: typed inputs and
+// outputs, float32/int64 initializers stored as raw data, and nodes with attributes. Policies are
+// exported through this writer; `dexrl doctor` runs a small graph built with it.
+import onnxProto from "onnx-proto";
+
+const { onnx } = onnxProto;
+export const OPSET = 17;
+export const IR_VERSION = 8;
+
+type Dim = number | string; // a string is a symbolic dimension such as "batch"
+type Attr = number | number[] | string | Float32Array;
+type ElemType = "float32" | "int64";
+
+const elemTypeOf = (t: ElemType) => (t === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64);
+
+function valueInfo(name: string, type: ElemType, dims: Dim[]) {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: elemTypeOf(type),
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function attribute(name: string, v: Attr) {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof v === "string") return { name, type: A.STRING, s: new TextEncoder().encode(v) };
+  if (v instanceof Float32Array) return { name, type: A.FLOATS, floats: Array.from(v) };
+  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+  return Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v };
+}
+
+export class OnnxGraph {
+  private readonly nodes: object[] = [];
+  private readonly inputs: object[] = [];
+  private readonly outputs: object[] = [];
+  private readonly initializers: object[] = [];
+  private counter = 0;
+
+  constructor(readonly name: string) {}
+
+  input(name: string, dims: Dim[], type: ElemType = "float32"): string {
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(name: string, dims: Dim[], type: ElemType = "float32"): string {
+    this.outputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  /** A constant tensor stored in the model (weights); raw little-endian bytes. */
+  initializer(name: string, data: Float32Array | BigInt64Array, dims: number[]): string {
+    const count = dims.reduce((a, b) => a * b, 1);
+    if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for shape [${dims}]`);
+    this.initializers.push({
+      name,
+      dims,
+      dataType: data instanceof Float32Array ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
+    return name;
+  }
+
+  /** Adds a node; returns its output names (fresh names unless given). */
+  node(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs?: string[] | number): string[] {
+    const outs = Array.isArray(outputs) ? outputs : Array.from({ length: outputs ?? 1 }, () => `${opType.toLowerCase()}_${this.counter++}`);
+    this.nodes.push({
+      opType,
+      name: `${opType}_${this.counter++}`,
+      input: inputs,
+      output: outs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outs;
+  }
+
+  /** Serializes the model as ONNX protobuf bytes. */
+  toBytes(producer = "dexrl"): Uint8Array {
+    const model = onnx.ModelProto.fromObject({
+      irVersion: IR_VERSION,
+      producerName: producer,
+      opsetImport: [{ domain: "", version: OPSET }],
+      graph: { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
