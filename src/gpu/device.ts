@@ -101,6 +101,7 @@ function summarize(adapter: GPUAdapter): AdapterSummary {
 }
 
 let cached: Promise<Gpu> | undefined;
+let instance: GPU | undefined;
 
 /** The process-wide GPU, brought up once and verified by a known-answer kernel. */
 export function getGpu(): Promise<Gpu> {
@@ -115,7 +116,7 @@ async function bringUp(): Promise<Gpu> {
   const driver = chooseVulkanDriver();
   const { createGPUInstance, globals } = await import("bun-webgpu");
   globals(); // GPUBufferUsage, GPUMapMode, ... as globals, as in a browser
-  const instance = createGPUInstance(webgpuLibraryPath());
+  instance = createGPUInstance(webgpuLibraryPath());
   const adapter = await instance.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new DexrlError(`No WebGPU adapter was found (${driver.note}); ${INSTALL_HINT}.`);
   const summary = summarize(adapter);
@@ -124,6 +125,27 @@ async function bringUp(): Promise<Gpu> {
       `The only WebGPU adapter is Dawn's "null-backend", which computes nothing (no usable Vulkan driver; ${driver.note}); ${INSTALL_HINT}.`,
     );
   }
+  const gpu = await openDevice(adapter, summary, driver);
+  const kat = await knownAnswerCheck(gpu.device);
+  if (!kat.ok) {
+    throw new DexrlError(
+      `The WebGPU adapter "${summary.device || summary.description}" failed the known-answer compute check (${kat.detail}); ${INSTALL_HINT}.`,
+    );
+  }
+  gpu.check();
+  return gpu;
+}
+
+/** A second device on the same adapter as getGpu()'s, for work (or tests) that must not share its error state. */
+export async function openSeparateDevice(): Promise<Gpu> {
+  const shared = await getGpu();
+  const adapter = await instance!.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new DexrlError("The WebGPU adapter could not be requested a second time.");
+  return openDevice(adapter, shared.summary, shared.driver);
+}
+
+/** Opens a device on `adapter` whose uncaptured errors and loss are recorded and thrown by check(). */
+async function openDevice(adapter: GPUAdapter, summary: AdapterSummary, driver: DriverChoice): Promise<Gpu> {
   // Ask for everything the adapter offers. bun-webgpu fills limits left out with WebGPU's defaults
   // and then rejects those above the adapter's (SwiftShader reports 0 storage buffers per vertex stage).
   const requiredLimits: Record<string, number> = {};
@@ -135,14 +157,11 @@ async function bringUp(): Promise<Gpu> {
   device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
     failure ??= new DexrlError(`WebGPU device error: ${ev.error.message.split("\n")[0]}`);
   };
-  let lost = false;
   device.lost.then((info) => {
-    if (lost || info.reason === "destroyed") return;
-    lost = true;
+    if (info.reason === "destroyed") return;
     failure ??= new DexrlError(`The WebGPU device was lost (${info.reason}): ${info.message || "no detail"}.`);
   });
-
-  const gpu: Gpu = {
+  return {
     device,
     adapter,
     summary,
@@ -151,14 +170,6 @@ async function bringUp(): Promise<Gpu> {
       if (failure) throw failure;
     },
   };
-  const kat = await knownAnswerCheck(device);
-  if (!kat.ok) {
-    throw new DexrlError(
-      `The WebGPU adapter "${summary.device || summary.description}" failed the known-answer compute check (${kat.detail}); ${INSTALL_HINT}.`,
-    );
-  }
-  gpu.check();
-  return gpu;
 }
 
 /**

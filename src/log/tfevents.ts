@@ -59,9 +59,8 @@ export class EventWriter {
 
   /** Logs scalars at one step, e.g. {"train/actor/policy_loss": 0.1}; one write for all of them. */
   addScalars(step: number, scalars: Record<string, number>, wallTime = Date.now() / 1000): void {
-    const value = Object.entries(scalars)
-      .filter(([, v]) => Number.isFinite(v))
-      .map(([tag, v]) => ({ tag, simple_value: v }));
+    // NaN and infinities are written as they are: TensorBoard shows them, and a diverged loss must be visible.
+    const value = Object.entries(scalars).map(([tag, v]) => ({ tag, simple_value: v }));
     if (value.length) this.write([{ wall_time: wallTime, step, summary: { value } }]);
   }
 

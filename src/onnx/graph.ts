@@ -8,7 +8,8 @@ export const OPSET = 17;
 export const IR_VERSION = 8;
 
 type Dim = number | string; // a string is a symbolic dimension such as "batch"
-type Attr = number | number[] | string | Float32Array;
+/** Attribute values are tagged, since a JS number cannot say whether 1 is an INT or a FLOAT. */
+export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
 type ElemType = "float32" | "int64";
 
 const elemTypeOf = (t: ElemType) => (t === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64);
@@ -27,10 +28,12 @@ function valueInfo(name: string, type: ElemType, dims: Dim[]) {
 
 function attribute(name: string, v: Attr) {
   const A = onnx.AttributeProto.AttributeType;
-  if (typeof v === "string") return { name, type: A.STRING, s: new TextEncoder().encode(v) };
-  if (v instanceof Float32Array) return { name, type: A.FLOATS, floats: Array.from(v) };
-  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
-  return Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v };
+  if ("s" in v) return { name, type: A.STRING, s: new TextEncoder().encode(v.s) };
+  if ("floats" in v) return { name, type: A.FLOATS, floats: v.floats };
+  if ("ints" in v) return { name, type: A.INTS, ints: v.ints };
+  if ("f" in v) return { name, type: A.FLOAT, f: v.f };
+  if (!Number.isInteger(v.i)) throw new Error(`attribute ${name}: ${v.i} is not an integer`);
+  return { name, type: A.INT, i: v.i };
 }
 
 export class OnnxGraph {
