@@ -1,8 +1,15 @@
 // Argument groups shared by several commands, defined once so their names and help stay the same.
 import type { ArgsDef, CommandMeta } from "citty";
 
-/** Command metadata plus examples that `--help` prints under the options. */
-export type DexrlMeta = CommandMeta & { examples?: string[] };
+declare module "citty" {
+  interface CommandMeta {
+    /** Command lines that `--help` prints under the options. */
+    examples?: string[];
+  }
+}
+
+/** Command metadata with examples (citty's CommandMeta, extended above). */
+export type DexrlMeta = CommandMeta;
 
 /** `--debug`: stack traces on errors. Read by the CLI entry, accepted by every command. */
 export const debugArgs = {

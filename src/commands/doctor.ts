@@ -8,6 +8,7 @@ import { getGpu, knownAnswerCheck } from "../gpu/device.ts";
 import { renderToTextureCheck } from "../gpu/selftest.ts";
 import { OnnxGraph } from "../onnx/graph.ts";
 import { loadOnnxRuntime } from "../onnx/runtime.ts";
+import { loadModel, mujoco } from "../sim/mujoco.ts";
 
 interface Check {
   name: string;
@@ -52,14 +53,11 @@ async function gpuChecks(): Promise<Check[]> {
 /** Loads MuJoCo wasm, builds a falling box, and compares its height after 1 s with free fall. */
 async function mujocoCheck(): Promise<Omit<Check, "name">> {
   const t0 = performance.now();
-  const { default: loadMujoco } = await import("mujoco-js");
-  const mj = await loadMujoco();
+  const mj = await mujoco();
   const xml = `<mujoco><option timestep="0.002" gravity="0 0 -9.81"/><worldbody>
     <body name="box" pos="0 0 1"><freejoint/><geom type="box" size="0.1 0.1 0.1" mass="1"/></body>
   </worldbody></mujoco>`;
-  mj.FS.mkdirTree("/doctor");
-  mj.FS.writeFile("/doctor/box.xml", xml);
-  const model = mj.MjModel.loadFromXML("/doctor/box.xml");
+  const model = loadModel(mj, xml);
   const data = new mj.MjData(model);
   try {
     const steps = 500;

@@ -34,7 +34,7 @@ export async function renderToTextureCheck(gpu: Gpu): Promise<{ ok: boolean; det
   pass.setPipeline(pipeline);
   pass.draw(3);
   pass.end();
-  enc.copyTextureToBuffer({ texture: color }, { buffer: read, bytesPerRow }, [W, H]);
+  enc.copyTextureToBuffer({ texture: color }, { buffer: read, bytesPerRow, rowsPerImage: H }, [W, H]);
   device.queue.submit([enc.finish()]);
   await read.mapAsync(GPUMapMode.READ);
   const px = new Uint8Array(read.getMappedRange().slice(0));

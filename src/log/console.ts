@@ -4,18 +4,27 @@
 const fmtDuration = (s: number) =>
   !Number.isFinite(s) ? "?" : s < 60 ? `${s.toFixed(0)}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
 
+/** Where progress goes: stderr by default. */
+export interface Sink {
+  write(s: string): unknown;
+  isTTY?: boolean;
+}
+
 export class Progress {
   private done = 0;
   private readonly t0 = performance.now();
-  private lastDraw = 0;
-  private readonly tty = Boolean(process.stderr.isTTY);
+  private lastDraw = -Infinity;
+  private readonly tty: boolean;
 
   constructor(
     private readonly label: string,
     private readonly total: number,
-    /** Seconds between lines when stderr is not a terminal. */
+    /** Seconds between lines when the sink is not a terminal. */
     private readonly logEvery = 10,
-  ) {}
+    private readonly out: Sink = process.stderr,
+  ) {
+    this.tty = Boolean(out.isTTY);
+  }
 
   /** Advances by `n` and redraws if due; `note` is shown after the counts (e.g. "success 0.92"). */
   tick(n = 1, note = ""): void {
@@ -33,8 +42,8 @@ export class Progress {
     const width = 24;
     const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
     const line = `${this.label} ${bar} ${this.done}/${this.total} ${(frac * 100).toFixed(0)}% ${fmtDuration(el)} elapsed, eta ${fmtDuration(eta)}${note ? `  ${note}` : ""}`;
-    if (this.tty) process.stderr.write(`\r\x1b[2K${line}${this.done >= this.total ? "\n" : ""}`);
-    else process.stderr.write(`${line}\n`);
+    if (this.tty) this.out.write(`\r\x1b[2K${line}${this.done >= this.total ? "\n" : ""}`);
+    else this.out.write(`${line}\n`);
   }
 }
 
