@@ -1,0 +1,124 @@
+// Flow-matching sampler math (openpi / RLinf conventions), in float64 on the CPU. It defines what
+// the WebGPU sampler computes and is the reference it is tested against.
+//
+// Time convention, stated once: t = 1 is pure noise, t = 0 is the action.
+//   x_t = t·ε + (1 − t)·a,   velocity target v = ε − a,   Euler step x_{t−δ} = x_t − δ·v.
+// Grid: linspace(1, 1/K, K) then 0, so t_i = 1 − i/K and every step has δ = 1/K.
+
+export type NoiseMethod = "flow_ode" | "flow_sde" | "flow_noise";
+
+/** The K+1 times 1, 1 − 1/K, …, 1/K, 0. */
+export function timeGrid(K: number): number[] {
+  if (!Number.isInteger(K) || K < 1) throw new Error(`num_steps must be a positive integer, got ${K}`);
+  return Array.from({ length: K + 1 }, (_, i) => (i === K ? 0 : 1 - i / K));
+}
+
+/**
+ * Flow-SDE diffusion scale σ_t = a·√(t / (1 − t')), where t' = t except at t = 1, where RLinf
+ * substitutes the next grid time to avoid dividing by zero.
+ */
+export function sdeSigma(t: number, noiseLevel: number, grid: number[]): number {
+  const denomT = t === 1 ? grid[1]! : t;
+  return noiseLevel * Math.sqrt(t / (1 - denomT));
+}
+
+/** Weights of one Gaussian transition: mean = w0·x0_pred + w1·x1_pred, and its std. */
+export interface StepWeights {
+  w0: number;
+  w1: number;
+  std: number;
+}
+
+/**
+ * Transition weights at time t with step δ. flow_noise uses the ODE mean; its std comes from the
+ * learned noise head, so `std` here is 0 for it and the caller supplies the head's output.
+ */
+export function stepWeights(method: NoiseMethod, t: number, delta: number, noiseLevel: number, grid: number[]): StepWeights {
+  const w0 = 1 - (t - delta);
+  if (method === "flow_sde") {
+    const sigma = sdeSigma(t, noiseLevel, grid);
+    return { w0, w1: t - delta - (sigma * sigma * delta) / (2 * t), std: Math.sqrt(delta) * sigma };
+  }
+  return { w0, w1: t - delta, std: 0 };
+}
+
+/** Mean of x_{t−δ} given x_t and velocity v: w0·(x_t − v·t) + w1·(x_t + v·(1 − t)), elementwise. */
+export function stepMean(xt: ArrayLike<number>, v: ArrayLike<number>, t: number, w: StepWeights): Float64Array {
+  const out = new Float64Array(xt.length);
+  for (let i = 0; i < xt.length; i++) {
+    const x0 = xt[i]! - v[i]! * t;
+    const x1 = xt[i]! + v[i]! * (1 - t);
+    out[i] = w.w0 * x0 + w.w1 * x1;
+  }
+  return out;
+}
+
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+/** log N(x; μ, σ²) per element; σ = 0 (a deterministic step) contributes 0, as RLinf masks it. */
+export function gaussianLogProb(x: number, mean: number, std: number): number {
+  if (std === 0) return 0;
+  const z = (x - mean) / std;
+  return -Math.log(std) - HALF_LOG_2PI - 0.5 * z * z;
+}
+
+/** Differential entropy ½·log(2πe·σ²) of one Gaussian element. */
+export function gaussianEntropy(std: number): number {
+  return 0.5 * Math.log(2 * Math.PI * Math.E * std * std);
+}
+
+/** The velocity field the sampler integrates: v(x_t, t) for one chunk, H×D values. */
+export type VelocityFn = (xt: Float64Array, t: number) => ArrayLike<number>;
+
+export interface ChainResult {
+  /** x_1 (noise), x_{t_1}, …, x_0: K+1 arrays of H×D values. */
+  chain: Float64Array[];
+  /** Index of the stochastic step, or −1 when every step was deterministic. */
+  stochasticStep: number;
+  /** Sum over the executed chunk (the first `chunk` rows, `envDim` columns) of the step's log-probs. */
+  logProb: number;
+}
+
+/**
+ * Samples one action chunk: K steps, all ODE except `stochasticStep` (−1: none), which uses
+ * `method`. `eps` supplies the standard normal noise of that step. Log-probs cover only the
+ * executed part of the chunk (the first `chunk` actions × the first `envDim` dims).
+ */
+export function sampleChain(opts: {
+  velocity: VelocityFn;
+  noise: Float64Array; // [H, D] initial x_1
+  K: number;
+  H: number;
+  D: number;
+  method: NoiseMethod;
+  noiseLevel: number;
+  stochasticStep: number;
+  eps: () => number;
+  chunk: number;
+  envDim: number;
+  /** flow_noise only: the learned std of each element at the stochastic step. */
+  noiseStd?: (xt: Float64Array, t: number) => ArrayLike<number>;
+}): ChainResult {
+  const { K, H, D } = opts;
+  const grid = timeGrid(K);
+  const chain = [Float64Array.from(opts.noise)];
+  let logProb = 0;
+  for (let i = 0; i < K; i++) {
+    const t = grid[i]!;
+    const delta = t - grid[i + 1]!;
+    const xt = chain[i]!;
+    const v = opts.velocity(xt, t);
+    const stochastic = i === opts.stochasticStep && opts.method !== "flow_ode";
+    const w = stepWeights(stochastic ? opts.method : "flow_ode", t, delta, opts.noiseLevel, grid);
+    const mean = stepMean(xt, v, t, w);
+    const std = stochastic && opts.method === "flow_noise" ? opts.noiseStd!(xt, t) : undefined;
+    const next = new Float64Array(H * D);
+    for (let j = 0; j < H * D; j++) {
+      const s = std ? std[j]! : w.std;
+      next[j] = mean[j]! + (s > 0 ? s * opts.eps() : 0);
+      if (stochastic && Math.floor(j / D) < opts.chunk && j % D < opts.envDim) logProb += gaussianLogProb(next[j]!, mean[j]!, s);
+    }
+    chain.push(next);
+  }
+  return { chain, stochasticStep: opts.method === "flow_ode" ? -1 : opts.stochasticStep, logProb };
+}
