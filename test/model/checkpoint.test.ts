@@ -78,7 +78,7 @@ print(json.dumps(out))`;
     for (const [name, v] of t) {
       expect(read[name].dtype).toBe("F32");
       expect(read[name].shape).toEqual(v.shape);
-      expect(Float32Array.from(read[name].data)).toEqual(v.data);
+      expect(Array.from(Float32Array.from(read[name].data as number[]))).toEqual(Array.from(v.data));
     }
   });
 
