@@ -29,7 +29,7 @@ if ! has_gpu_device && [ ! -e /usr/lib/chromium/vk_swiftshader_icd.json ]; then 
 if [ ${#need[@]} -gt 0 ]; then
   say "installing Debian packages: ${need[*]}"
   as_root apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
 
 # 3. npm dependencies. Lifecycle scripts stay blocked (bun's default): onnxruntime-node's would
