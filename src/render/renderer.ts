@@ -1,0 +1,276 @@
+// Batched WebGPU renderer: every env × every camera of a step in one command submission, into an
+// rgba8unorm texture array, packed on the GPU into RGB bytes [N_env, N_cam, H, W, 3] (upright: row 0
+// is the top of the image, column 0 its left; LIBERO's 180° flip is NOT applied, anywhere in dexrl).
+import { DexrlError, usageError } from "../errors.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type RenderModel, VERTEX_BYTES } from "./model.ts";
+import { MAX_CAMERAS, packWgsl, rasterWgsl } from "./shaders.ts";
+
+/** The world poses of one env at one instant, as MjData holds them or the vectorized env copies them. */
+export interface FramePoses {
+  geom_xpos: ArrayLike<number>; // [ngeom, 3]
+  geom_xmat: ArrayLike<number>; // [ngeom, 9] row-major, local → world
+  cam_xpos: ArrayLike<number>; // [ncam, 3]
+  cam_xmat: ArrayLike<number>; // [ncam, 9]
+}
+
+/** Copies the poses out of MjData (its arrays are views into wasm memory that may move). */
+export function framePoses(d: FramePoses): FramePoses {
+  return {
+    geom_xpos: Float32Array.from(d.geom_xpos),
+    geom_xmat: Float32Array.from(d.geom_xmat),
+    cam_xpos: Float32Array.from(d.cam_xpos),
+    cam_xmat: Float32Array.from(d.cam_xmat),
+  };
+}
+
+export interface RendererOptions {
+  maxEnvs: number; // batch capacity
+  width: number; // multiple of 4
+  height: number;
+}
+
+const LAYER_UNIFORM_STRIDE = 256; // minUniformBufferOffsetAlignment on every adapter
+const SCENE_FLOATS = 4 + MAX_CAMERAS * 4; // Scene in the WGSL: nslot padded to 16 bytes, cams
+
+export class BatchRenderer {
+  readonly nCam: number;
+  readonly width: number;
+  readonly height: number;
+  readonly maxEnvs: number;
+  /** Bytes of one image (H·W·3) and of one env's images (N_cam·H·W·3). */
+  readonly imageBytes: number;
+  private readonly device: GPUDevice;
+  private readonly slots: number; // S: drawn geoms
+  private readonly texels: number; // texels per pose row: 3·(S + N_cam)
+  private readonly poseStaging: Float32Array; // [maxEnvs, S + N_cam, 3, 4]
+  private readonly poseTexture: GPUTexture;
+  private readonly color: GPUTexture; // rgba8unorm [maxEnvs·N_cam layers, H, W]
+  private readonly layerViews: GPUTextureView[];
+  private readonly depthView: GPUTextureView; // depth24plus [H, W], shared: layers are drawn in turn
+  private readonly packed: GPUBuffer; // u8 [maxEnvs, N_cam, H, W, 3] as array<u32>
+  private readonly readback: GPUBuffer; // MAP_READ copy of `packed`
+  private readonly pipeline: GPURenderPipeline;
+  private readonly bindGroup: GPUBindGroup;
+  private readonly packPipeline: GPUComputePipeline;
+  private readonly packBindGroup: GPUBindGroup;
+  private readonly vertexBuffer: GPUBuffer;
+  private readonly indexBuffer: GPUBuffer;
+  private readonly owned: (GPUBuffer | GPUTexture)[] = [];
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly model: RenderModel,
+    opts: RendererOptions,
+  ) {
+    const { maxEnvs, width, height } = opts;
+    const limits = gpu.device.limits;
+    this.device = gpu.device;
+    this.nCam = model.cameras.length;
+    if (this.nCam < 1 || this.nCam > MAX_CAMERAS) throw usageError(`Render 1 to ${MAX_CAMERAS} cameras, not ${this.nCam}.`);
+    if (width % 4 !== 0 || width < 4 || height < 1) throw usageError(`Image width must be a positive multiple of 4 (got ${width}×${height}).`);
+    if (width > limits.maxTextureDimension2D || height > limits.maxTextureDimension2D)
+      throw usageError(`Images of ${width}×${height} exceed the GPU's ${limits.maxTextureDimension2D}-pixel limit.`);
+    const layers = maxEnvs * this.nCam;
+    if (maxEnvs < 1 || layers > limits.maxTextureArrayLayers)
+      throw usageError(`${maxEnvs} envs × ${this.nCam} cameras needs ${layers} texture layers; this GPU allows 1 to ${limits.maxTextureArrayLayers}.`);
+    this.maxEnvs = maxEnvs;
+    this.width = width;
+    this.height = height;
+    this.imageBytes = width * height * 3;
+    this.slots = model.geomIds.length;
+    this.texels = 3 * (this.slots + this.nCam);
+    if (this.texels > limits.maxTextureDimension2D)
+      throw new DexrlError(`The scene has ${this.slots} visible geoms; the renderer holds at most ${Math.floor(limits.maxTextureDimension2D / 3) - this.nCam}.`);
+
+    const buffer = (size: number, usage: number) => this.own(this.device.createBuffer({ size, usage }));
+    const texture = (d: GPUTextureDescriptor) => this.own(this.device.createTexture(d));
+
+    this.vertexBuffer = buffer(model.vertices.byteLength, GPUBufferUsage.VERTEX | GPUBufferUsage.COPY_DST);
+    this.device.queue.writeBuffer(this.vertexBuffer, 0, model.vertices);
+    this.indexBuffer = buffer(model.indices.byteLength, GPUBufferUsage.INDEX | GPUBufferUsage.COPY_DST);
+    this.device.queue.writeBuffer(this.indexBuffer, 0, model.indices);
+
+    this.poseStaging = new Float32Array(maxEnvs * this.texels * 4);
+    this.poseTexture = texture({ size: [this.texels, maxEnvs], format: "rgba32float", usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
+    this.color = texture({
+      size: [width, height, layers],
+      format: "rgba8unorm",
+      usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.TEXTURE_BINDING,
+    });
+    this.layerViews = Array.from({ length: layers }, (_, l) =>
+      this.color.createView({ dimension: "2d", baseArrayLayer: l, arrayLayerCount: 1 }),
+    );
+    this.depthView = texture({ size: [width, height], format: "depth24plus", usage: GPUTextureUsage.RENDER_ATTACHMENT }).createView();
+    const packedBytes = layers * this.imageBytes; // a multiple of 4 since W is
+    this.packed = buffer(packedBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    this.readback = buffer(packedBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+
+    const sceneUniform = buffer(SCENE_FLOATS * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.device.queue.writeBuffer(sceneUniform, 0, this.sceneData());
+    // Layer l = env·N_cam + cam: which pose row and which camera it draws. Written once.
+    const layerUniform = buffer(layers * LAYER_UNIFORM_STRIDE, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const layerData = new Uint32Array((layers * LAYER_UNIFORM_STRIDE) / 4);
+    for (let l = 0; l < layers; l++) layerData.set([Math.floor(l / this.nCam), l % this.nCam], (l * LAYER_UNIFORM_STRIDE) / 4);
+    this.device.queue.writeBuffer(layerUniform, 0, layerData);
+
+    const module = this.device.createShaderModule({ code: rasterWgsl(model) });
+    const bindLayout = this.device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.VERTEX, texture: { sampleType: "unfilterable-float" } },
+        { binding: 1, visibility: GPUShaderStage.VERTEX | GPUShaderStage.FRAGMENT, buffer: { type: "uniform" } },
+        { binding: 2, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform", hasDynamicOffset: true } },
+      ],
+    });
+    this.pipeline = this.device.createRenderPipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [bindLayout] }),
+      vertex: {
+        module,
+        entryPoint: "vs",
+        buffers: [
+          {
+            arrayStride: VERTEX_BYTES,
+            attributes: [
+              { shaderLocation: 0, offset: 0, format: "float32x3" },
+              { shaderLocation: 1, offset: 12, format: "float32x3" },
+              { shaderLocation: 2, offset: 24, format: "uint32" },
+              { shaderLocation: 3, offset: 28, format: "unorm8x4" },
+              { shaderLocation: 4, offset: 32, format: "unorm8x4" },
+            ],
+          },
+        ],
+      },
+      fragment: { module, entryPoint: "fs", targets: [{ format: "rgba8unorm" }] },
+      primitive: { topology: "triangle-list", cullMode: "back", frontFace: "ccw" },
+      depthStencil: { format: "depth24plus", depthWriteEnabled: true, depthCompare: "less" },
+    });
+    this.bindGroup = this.device.createBindGroup({
+      layout: bindLayout,
+      entries: [
+        { binding: 0, resource: this.poseTexture.createView() },
+        { binding: 1, resource: { buffer: sceneUniform } },
+        { binding: 2, resource: { buffer: layerUniform, size: 8 } },
+      ],
+    });
+
+    this.packPipeline = this.device.createComputePipeline({
+      layout: "auto",
+      compute: { module: this.device.createShaderModule({ code: packWgsl }), entryPoint: "main" },
+    });
+    this.packBindGroup = this.device.createBindGroup({
+      layout: this.packPipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: this.color.createView({ dimension: "2d-array" }) },
+        { binding: 1, resource: { buffer: this.packed } },
+      ],
+    });
+  }
+
+  private own<T extends GPUBuffer | GPUTexture>(r: T): T {
+    this.owned.push(r);
+    return r;
+  }
+
+  /** Static uniforms: the slot count and per-camera projection constants (Scene in the WGSL). */
+  private sceneData(): Float32Array {
+    const f = new Float32Array(SCENE_FLOATS);
+    new Uint32Array(f.buffer, 0, 1)[0] = this.slots;
+    const aspect = this.width / this.height;
+    this.model.cameras.forEach((c, i) => {
+      const fy = 1 / Math.tan((c.fovy * Math.PI) / 360);
+      f.set([fy / aspect, fy, this.model.znear, this.model.zfar], 4 + 4 * i);
+    });
+    return f;
+  }
+
+  /** Writes the poses of `frames` (one per env) into the pose texture: the one upload of a step. */
+  upload(frames: FramePoses[]): void {
+    const n = frames.length;
+    if (n < 1 || n > this.maxEnvs) throw usageError(`This renderer draws 1 to ${this.maxEnvs} envs per batch, not ${n}.`);
+    const { model, poseStaging: out, texels } = this;
+    frames.forEach((fr, e) => {
+      if (fr.geom_xpos.length !== 3 * model.ngeom || fr.cam_xpos.length !== 3 * model.ncam)
+        throw usageError(`Env ${e}'s poses do not match the render model (${fr.geom_xpos.length / 3} geoms, ${fr.cam_xpos.length / 3} cameras; expected ${model.ngeom} and ${model.ncam}).`);
+      let o = e * texels * 4;
+      const put = (pos: ArrayLike<number>, mat: ArrayLike<number>, id: number) => {
+        for (let r = 0; r < 3; r++, o += 4) {
+          out[o] = mat[9 * id + 3 * r]!;
+          out[o + 1] = mat[9 * id + 3 * r + 1]!;
+          out[o + 2] = mat[9 * id + 3 * r + 2]!;
+          out[o + 3] = pos[3 * id + r]!;
+        }
+      };
+      for (let s = 0; s < this.slots; s++) put(fr.geom_xpos, fr.geom_xmat, model.geomIds[s]!);
+      for (const c of model.cameras) put(fr.cam_xpos, fr.cam_xmat, c.id);
+    });
+    this.device.queue.writeTexture({ texture: this.poseTexture }, out, { bytesPerRow: texels * 16 }, [texels, n]);
+  }
+
+  /** Records the draws of the first `nEnv` envs and the RGB packing into `encoder`. */
+  encode(encoder: GPUCommandEncoder, nEnv: number): void {
+    const layers = nEnv * this.nCam;
+    for (let l = 0; l < layers; l++) {
+      const pass = encoder.beginRenderPass({
+        colorAttachments: [{ view: this.layerViews[l]!, clearValue: [0, 0, 0, 1], loadOp: "clear", storeOp: "store" }],
+        depthStencilAttachment: { view: this.depthView, depthClearValue: 1, depthLoadOp: "clear", depthStoreOp: "discard" },
+      });
+      pass.setPipeline(this.pipeline);
+      pass.setBindGroup(0, this.bindGroup, [l * LAYER_UNIFORM_STRIDE]);
+      pass.setVertexBuffer(0, this.vertexBuffer);
+      pass.setIndexBuffer(this.indexBuffer, "uint32");
+      pass.drawIndexed(this.model.indices.length);
+      pass.end();
+    }
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.packPipeline);
+    pass.setBindGroup(0, this.packBindGroup);
+    pass.dispatchWorkgroups(Math.ceil(this.width / 32), Math.ceil(this.height / 8), layers);
+    pass.end();
+  }
+
+  /**
+   * Renders and leaves the images on the GPU: the returned buffer holds u8 [nEnv, N_cam, H, W, 3]
+   * (read as array<u32>, byte b of the image data is (word[b / 4] >> 8·(b % 4)) & 255). It is
+   * overwritten by the next call.
+   */
+  renderToGpu(frames: FramePoses[]): GPUBuffer {
+    this.upload(frames);
+    const encoder = this.device.createCommandEncoder();
+    this.encode(encoder, frames.length);
+    this.device.queue.submit([encoder.finish()]);
+    return this.packed;
+  }
+
+  /** Renders one batch and reads it back: u8 RGB [frames.length, N_cam, H, W, 3], upright. */
+  async render(frames: FramePoses[]): Promise<Uint8Array> {
+    this.upload(frames);
+    const encoder = this.device.createCommandEncoder();
+    this.encode(encoder, frames.length);
+    const bytes = frames.length * this.nCam * this.imageBytes;
+    encoder.copyBufferToBuffer(this.packed, 0, this.readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    return this.mapReadback(bytes);
+  }
+
+  /** Copies the packed images of the last submitted batch to the CPU (for timing the readback alone). */
+  async read(nEnv: number): Promise<Uint8Array> {
+    const bytes = nEnv * this.nCam * this.imageBytes;
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.packed, 0, this.readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    return this.mapReadback(bytes);
+  }
+
+  private async mapReadback(bytes: number): Promise<Uint8Array> {
+    await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    const out = new Uint8Array(this.readback.getMappedRange(0, bytes).slice(0));
+    this.readback.unmap();
+    this.gpu.check();
+    return out;
+  }
+
+  destroy(): void {
+    for (const r of this.owned) r.destroy();
+    this.owned.length = 0;
+  }
+}

@@ -1,0 +1,157 @@
+// WGSL of the renderer: the raster pipeline (MuJoCo camera model and OpenGL-style lighting, as
+// MuJoCo's own renderer does it) and the kernel that packs RGBA layers into tight RGB bytes.
+import type { RenderModel } from "./model.ts";
+
+/** Cameras one renderer can draw per env. */
+export const MAX_CAMERAS = 8;
+
+/**
+ * Poses come from a rgba32float texture rather than a storage buffer because SwiftShader offers no
+ * storage buffers to vertex shaders. Row e holds env e: texels 3s..3s+2 are the rows of geom slot
+ * s's [R | t] (world = R·local + t), then the same for each rendered camera after the S slots.
+ */
+const vec3 = (v: number[]) => `vec3f(${v.map((x) => x.toFixed(7)).join(", ")})`;
+
+/**
+ * The fixed-function lighting sum for this model's lights, written out as WGSL with the light
+ * parameters as constants: on SwiftShader a loop over a uniform array of lights costs more than
+ * all the rest of the fragment shader.
+ */
+function lightingWgsl(model: RenderModel): string {
+  const terms: string[] = [];
+  const h = model.headlight;
+  if (h.active) terms.push(`c += shade(n, v, -in.forward, ${vec3(h.ambient)}, ${vec3(h.diffuse)}, ${vec3(h.specular)}, rgb, in.material);`);
+  for (const l of model.lights) {
+    const colours = `${vec3(l.ambient)}, ${vec3(l.diffuse)}, ${vec3(l.specular)}`;
+    if (l.directional) {
+      terms.push(`c += shade(n, v, ${vec3(l.dir.map((x) => -x))}, ${colours}, rgb, in.material);`);
+      continue;
+    }
+    const [a0, a1, a2] = l.attenuation;
+    // A cutoff of 180° or more is OpenGL's "no cone": a point light.
+    const spot = l.cutoff < 180
+      ? `let cos_spot = dot(-l, ${vec3(l.dir)}); gain *= select(0.0, pow(max(cos_spot, 0.0), ${l.exponent.toFixed(7)}), cos_spot >= ${Math.cos((l.cutoff * Math.PI) / 180).toFixed(7)});`
+      : "";
+    terms.push(`{
+    let to_light = ${vec3(l.pos)} - in.world;
+    let dist = length(to_light);
+    let l = to_light / dist;
+    var gain = 1.0 / (${a0!.toFixed(7)} + ${a1!.toFixed(7)} * dist + ${a2!.toFixed(7)} * dist * dist);
+    ${spot}
+    c += gain * shade(n, v, l, ${colours}, rgb, in.material);
+  }`);
+  }
+  return terms.join("\n  ");
+}
+
+/**
+ * Poses come from a rgba32float texture rather than a storage buffer because SwiftShader offers no
+ * storage buffers to vertex shaders. Row e holds env e: texels 3s..3s+2 are the rows of geom slot
+ * s's [R | t] (world = R·local + t), then the same for each rendered camera after the S slots.
+ */
+export function rasterWgsl(model: RenderModel): string {
+  return /* wgsl */ `
+struct Scene {
+  nslot: u32,
+  cams: array<vec4f, ${MAX_CAMERAS}>, // 1/tan(fovy/2) / aspect, 1/tan(fovy/2), near, far
+}
+struct Layer { env: u32, cam: u32 }
+
+@group(0) @binding(0) var poses: texture_2d<f32>;
+@group(0) @binding(1) var<uniform> scene: Scene;
+@group(0) @binding(2) var<uniform> layer: Layer;
+
+struct VsOut {
+  @builtin(position) clip: vec4f,
+  @location(0) normal: vec3f,        // world
+  @location(1) world: vec3f,
+  @location(2) @interpolate(flat) rgba: vec4f,
+  @location(3) @interpolate(flat) material: vec4f, // specular, shininess, emission
+  @location(4) @interpolate(flat) forward: vec3f,  // camera viewing direction (headlight)
+  @location(5) @interpolate(flat) eye: vec3f,      // camera position
+}
+
+fn pose_row(texel: u32, env: u32) -> vec4f { return textureLoad(poses, vec2u(texel, env), 0); }
+
+@vertex
+fn vs(@location(0) pos: vec3f, @location(1) nrm: vec3f, @location(2) slot: u32,
+      @location(3) rgba: vec4f, @location(4) material: vec4f) -> VsOut {
+  let g0 = pose_row(3u * slot, layer.env);
+  let g1 = pose_row(3u * slot + 1u, layer.env);
+  let g2 = pose_row(3u * slot + 2u, layer.env);
+  let world = vec3f(dot(g0.xyz, pos) + g0.w, dot(g1.xyz, pos) + g1.w, dot(g2.xyz, pos) + g2.w);
+  let c = 3u * (scene.nslot + layer.cam);
+  let c0 = pose_row(c, layer.env);
+  let c1 = pose_row(c + 1u, layer.env);
+  let c2 = pose_row(c + 2u, layer.env);
+  // MuJoCo cameras look along their -z axis with +x right and +y up; camera = Rᵀ (world - t).
+  let eye = vec3f(c0.w, c1.w, c2.w);
+  let d = world - eye;
+  let cam = c0.xyz * d.x + c1.xyz * d.y + c2.xyz * d.z;
+  let k = scene.cams[layer.cam];
+  let depth = -cam.z;
+  var out: VsOut;
+  // Depth maps near..far to 0..1 (WebGPU clip space); x, y are a pinhole with vertical fovy.
+  out.clip = vec4f(k.x * cam.x, k.y * cam.y, k.w * (depth - k.z) / (k.w - k.z), depth);
+  out.normal = vec3f(dot(g0.xyz, nrm), dot(g1.xyz, nrm), dot(g2.xyz, nrm));
+  out.world = world;
+  out.rgba = rgba;
+  out.material = material;
+  out.forward = -vec3f(c0.z, c1.z, c2.z);
+  out.eye = eye;
+  return out;
+}
+
+// One light's term of OpenGL's fixed-function lighting (which MuJoCo's renderer follows), with the
+// material's ambient and diffuse colour both equal to rgb; l points from the surface to the light.
+fn shade(n: vec3f, v: vec3f, l: vec3f, ambient: vec3f, diffuse: vec3f, specular: vec3f,
+         rgb: vec3f, material: vec4f) -> vec3f {
+  let ndl = dot(n, l);
+  var c = ambient * rgb + diffuse * rgb * max(ndl, 0.0);
+  if (ndl > 0.0) {
+    let h = normalize(l + v);
+    c += specular * material.x * pow(max(dot(n, h), 0.0), material.y * 128.0);
+  }
+  return c;
+}
+
+@fragment
+fn fs(in: VsOut) -> @location(0) vec4f {
+  let n = normalize(in.normal);
+  let v = normalize(in.eye - in.world);
+  let rgb = in.rgba.rgb;
+  var c = in.material.z * rgb;
+  ${lightingWgsl(model)}
+  return vec4f(min(c, vec3f(1.0)), 1.0);
+}
+`;
+}
+
+/**
+ * Packs an rgba8unorm texture array [L, H, W] into bytes [L, H, W, 3] read as array<u32>: one
+ * invocation writes 4 pixels = 12 bytes = 3 words (W must be a multiple of 4).
+ */
+export const packWgsl = /* wgsl */ `
+@group(0) @binding(0) var src: texture_2d_array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+
+fn byte(v: f32) -> u32 { return u32(round(clamp(v, 0.0, 1.0) * 255.0)); }
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  let size = textureDimensions(src);
+  let quads = size.x / 4u;
+  if (id.x >= quads || id.y >= size.y) { return; }
+  var b: array<u32, 12>;
+  for (var p = 0u; p < 4u; p++) {
+    let c = textureLoad(src, vec2u(4u * id.x + p, id.y), id.z, 0);
+    b[3u * p] = byte(c.r);
+    b[3u * p + 1u] = byte(c.g);
+    b[3u * p + 2u] = byte(c.b);
+  }
+  let w = ((id.z * size.y + id.y) * quads + id.x) * 3u;
+  for (var k = 0u; k < 3u; k++) {
+    dst[w + k] = b[4u * k] | (b[4u * k + 1u] << 8u) | (b[4u * k + 2u] << 16u) | (b[4u * k + 3u] << 24u);
+  }
+}
+`;

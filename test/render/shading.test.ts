@@ -1,0 +1,82 @@
+// Depth order, MuJoCo's group convention, and the colour of lit faces against the lighting equation.
+import { afterAll, expect, test } from "bun:test";
+import { getGpu } from "../../src/gpu/device.ts";
+import { extractRenderModel } from "../../src/render/model.ts";
+import { BatchRenderer, framePoses } from "../../src/render/renderer.ts";
+import { compile, pinhole, pixel } from "./scenes.ts";
+
+const gpu = await getGpu();
+const W = 96, H = 96;
+
+test("a near box hides a far one whatever their order in the model; group-3 geoms are hidden", async () => {
+  // Two boxes on free joints swap places between env 0 and env 1. A white group-3 (collision-only)
+  // box sits right in front of the camera and must not be drawn.
+  const { mj, m, d } = await compile(`<mujoco><worldbody>
+    <light pos="0 -3 3" dir="0 0.5 -0.5" directional="true"/>
+    <camera name="eye" pos="0 -3 0" xyaxes="1 0 0 0 0 1" fovy="40"/>
+    <body name="red"><freejoint/><geom type="box" size="0.2 0.2 0.2" rgba="1 0 0 1"/></body>
+    <body name="blue"><freejoint/><geom type="box" size="0.6 0.1 0.6" rgba="0 0 1 1"/></body>
+    <geom type="box" pos="0 -2.5 0" size="0.3 0.05 0.3" group="3" rgba="1 1 1 1"/>
+  </worldbody></mujoco>`);
+  const model = extractRenderModel(mj, m, d, { cameras: ["eye"] });
+  expect(model.geomIds.length).toBe(2);
+  const renderer = new BatchRenderer(gpu, model, { maxEnvs: 2, width: W, height: H });
+  const place = (redY: number, blueY: number) => {
+    d.qpos.set([0, redY, 0, 1, 0, 0, 0, 0, blueY, 0, 1, 0, 0, 0]);
+    mj.mj_forward(m, d);
+    return framePoses(d);
+  };
+  try {
+    const images = await renderer.render([place(-1, 1), place(1, -1)]);
+    // Specular highlights add grey to every channel: the colour is told by the dominant channel.
+    const red = ([r, g, b]: number[]) => r! - Math.max(g!, b!);
+    const blue = ([r, g, b]: number[]) => b! - Math.max(r!, g!);
+    expect(red(pixel(images, 0, W, H, W / 2, H / 2))).toBeGreaterThan(80); // env 0: red in front
+    expect(blue(pixel(images, 1, W, H, W / 2, H / 2))).toBeGreaterThan(80); // env 1: blue in front
+    // Off the small red box, the big blue one still shows in env 0.
+    const edge = pinhole([0.55, 0.9, 0.55], [0, -3, 0], d.cam_xmat, 40, W, H);
+    expect(blue(pixel(images, 0, W, H, Math.floor(edge.u), Math.floor(edge.v)))).toBeGreaterThan(80);
+  } finally {
+    renderer.destroy();
+    d.delete();
+    m.delete();
+  }
+});
+
+test("lit faces of a box have the colour of the lighting equation (ambient + diffuse·n·l)", async () => {
+  // One directional light, no headlight, no specular: colour = rgb·(ambient + diffuse·max(n·l, 0)).
+  const rgb = [0.8, 0.5, 0.3];
+  const ambient = 0.2, diffuse = 0.6;
+  const dir = [0, 0.6, -0.8]; // the light shines along this (unit) direction
+  const { mj, m, d } = await compile(`<mujoco>
+    <visual><headlight active="0"/></visual>
+    <asset><material name="matte" specular="0"/></asset>
+    <worldbody>
+      <light directional="true" pos="0 -2 3" dir="${dir.join(" ")}" ambient="${ambient} ${ambient} ${ambient}"
+             diffuse="${diffuse} ${diffuse} ${diffuse}" specular="0 0 0"/>
+      <camera name="eye" pos="0 -1.5 1.2" xyaxes="1 0 0 0 0.6 0.8"/>
+      <geom type="box" size="0.3 0.3 0.3" rgba="${rgb.join(" ")} 1" material="matte"/>
+    </worldbody>
+  </mujoco>`);
+  const model = extractRenderModel(mj, m, d, { cameras: ["eye"] });
+  const renderer = new BatchRenderer(gpu, model, { maxEnvs: 1, width: W, height: H });
+  try {
+    const images = await renderer.render([framePoses(d)]);
+    const toLight = dir.map((v) => -v);
+    const faces = [
+      { name: "top", centre: [0, 0, 0.3], normal: [0, 0, 1] },
+      { name: "front", centre: [0, -0.3, 0], normal: [0, -1, 0] },
+    ];
+    for (const face of faces) {
+      const ndl = Math.max(0, face.normal.reduce((s, n, i) => s + n * toLight[i]!, 0));
+      const want = rgb.map((c) => c * (ambient + diffuse * ndl) * 255);
+      const at = pinhole(face.centre, d.cam_xpos, d.cam_xmat, 45, W, H);
+      const got = pixel(images, 0, W, H, Math.floor(at.u), Math.floor(at.v));
+      got.forEach((g, c) => expect(Math.abs(g - want[c]!), `${face.name} face channel ${c}: ${g} vs ${want[c]!.toFixed(1)}`).toBeLessThanOrEqual(2));
+    }
+  } finally {
+    renderer.destroy();
+    d.delete();
+    m.delete();
+  }
+});
