@@ -10,9 +10,10 @@ export const IR_VERSION = 8;
 type Dim = number | string; // a string is a symbolic dimension such as "batch"
 /** Attribute values are tagged, since a JS number cannot say whether 1 is an INT or a FLOAT. */
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
-type ElemType = "float32" | "int64";
+type ElemType = "float32" | "int64" | "uint8";
 
-const elemTypeOf = (t: ElemType) => (t === "float32" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64);
+const elemTypeOf = (t: ElemType) =>
+  t === "float32" ? onnx.TensorProto.DataType.FLOAT : t === "int64" ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.UINT8;
 
 function valueInfo(name: string, type: ElemType, dims: Dim[]) {
   return {
@@ -66,6 +67,18 @@ export class OnnxGraph {
       rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     });
     return name;
+  }
+
+  /** A float32 scalar or vector constant, named after its value. */
+  constant(values: number[], dims: number[] = values.length === 1 ? [] : [values.length]): string {
+    const name = `const_${this.counter++}`;
+    return this.initializer(name, Float32Array.from(values), dims);
+  }
+
+  /** An int64 vector constant (shapes, axes). */
+  ints(values: number[]): string {
+    const name = `ints_${this.counter++}`;
+    return this.initializer(name, BigInt64Array.from(values.map(BigInt)), [values.length]);
   }
 
   /** Adds a node; returns its output names (fresh names unless given). */
