@@ -1,0 +1,67 @@
+// `dexrl export` end to end on a freshly initialised checkpoint, and its refusal of a broken one.
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, truncateSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
+import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const dexrl = (...args: string[]) => {
+  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString().trim() };
+};
+
+function tinyCheckpoint(dir: string) {
+  const tokenizer = Tokenizer.fromTexts(["pick up the black bowl and place it on the plate"], 10);
+  const config: ModelConfig = { ...DEFAULT_MODEL, image_size: 16, patch_size: 8, vit_width: 16, vit_heads: 2, vit_mlp: 16, width: 16, depth: 2, heads: 2, head_dim: 8, mlp: 16, expert_width: 16, expert_mlp: 16, horizon: 8, max_text_len: 10, vocab_size: tokenizer.vocabSize };
+  let s = 1;
+  const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
+  const ones = (n: number) => ({ mean: Array(n).fill(0), std: Array(n).fill(1) });
+  savePolicyCheckpoint(dir, { config, params: initParameters(config, normal), normStats: { state: ones(8), actions: ones(7) }, tokenizer });
+  return config;
+}
+
+describe("dexrl export", () => {
+  test("writes a policy and a prefix that ONNX Runtime runs", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "dexrl-export-"));
+    const c = tinyCheckpoint(join(tmp, "ckpt"));
+    const policy = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "policy.onnx"), "--num-steps", "3");
+    expect(policy.err).toBe("");
+    expect(policy.code).toBe(0);
+    expect(policy.out).toContain("ONNX Runtime ran it");
+    const prefix = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "prefix.onnx"), "--prefix-only");
+    expect(prefix.code).toBe(0);
+    const ort = await loadOnnxRuntime();
+    const s = await ort.InferenceSession.create(join(tmp, "policy.onnx"));
+    expect(s.inputNames).toEqual(["images", "tokens", "token_mask", "state", "noise"]);
+    expect(s.outputNames).toEqual(["actions"]);
+    const out = await s.run({
+      images: new ort.Tensor("uint8", new Uint8Array(2 * 2 * 16 * 16 * 3).fill(128), [2, 2, 16, 16, 3]),
+      tokens: new ort.Tensor("int64", new BigInt64Array(20).fill(1n), [2, 10]),
+      token_mask: new ort.Tensor("float32", new Float32Array(20).fill(1), [2, 10]),
+      state: new ort.Tensor("float32", new Float32Array(16), [2, 8]),
+      noise: new ort.Tensor("float32", new Float32Array(2 * c.horizon * 7).fill(0.5), [2, c.horizon, 7]),
+    });
+    expect(out.actions!.dims).toEqual([2, c.horizon, 7]);
+    await s.release();
+  });
+
+  test("a truncated checkpoint and bad arguments get one sentence and a non-zero exit", () => {
+    const tmp = mkdtempSync(join(tmpdir(), "dexrl-export-"));
+    tinyCheckpoint(join(tmp, "ckpt"));
+    truncateSync(join(tmp, "ckpt", "model.safetensors"), 64);
+    const r = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "p.onnx"));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^dexrl: Checkpoint file .*model\.safetensors is not a valid safetensors file: .*truncated.*\.$/);
+    expect(r.err.split("\n")).toHaveLength(1);
+    const k = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "p.onnx"), "--num-steps", "0");
+    expect(k.code).toBe(2);
+    expect(k.err).toBe("dexrl: --num-steps must be an integer from 1 to 100, got 0.");
+    const missing = dexrl("export", "--out", "x.onnx");
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain("Missing required argument: --ckpt");
+  });
+});
