@@ -38,7 +38,9 @@ export function buildSceneXml(): string {
     // viscosity 2e-5 are left out: their drag on these objects is negligible, and MuJoCo's fluid model
     // cost 40% of the step time in this scene.
     el("option", { timestep: 0.002, cone: "elliptic", impratio: 20, integrator: "Euler" }),
-    el("size", { memory: "16M" }),
+    // Per-MjData arena: ~0.6 MB is used in contact-rich steps; MuJoCo's default of 15 MB would cap how
+    // many envs fit in one worker's wasm memory.
+    el("size", { memory: "4M" }),
     el(
       "default",
       {},

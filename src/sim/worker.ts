@@ -1,0 +1,50 @@
+// A sim worker (Bun Worker): owns a few environments on its own MuJoCo wasm instance and answers
+// the vectorized env's requests (init, reset, step a chunk, expert actions, close).
+import { LiberoEnv } from "./env.ts";
+import { ManagedEnv } from "./episode.ts";
+import type { EnvChunk, EnvObs, Reply, Request } from "./protocol.ts";
+
+declare const self: Worker;
+
+let envs: ManagedEnv[] = [];
+
+/** Typed-array buffers of observations, handed over instead of copied. */
+function buffersOf(obs: EnvObs[]): ArrayBuffer[] {
+  return obs.flatMap((o) => [o.state, o.geomXpos, o.geomXmat, o.camXpos, o.camXmat].map((a) => a.buffer as ArrayBuffer));
+}
+
+async function handle(req: Request): Promise<[unknown, ArrayBuffer[]]> {
+  switch (req.op) {
+    case "init": {
+      envs = [];
+      for (let k = 0; k < req.envs.length; k++) envs.push(new ManagedEnv(await LiberoEnv.create(), req.envs[k]!, req.seeds[k]!, req.options));
+      const m = envs[0]!.env.model;
+      return [{ ngeom: m.ngeom, ncam: m.ncam }, []];
+    }
+    case "reset": {
+      const obs = envs.map((e, k) => e.reset(req.specs[k]!));
+      return [obs, buffersOf(obs)];
+    }
+    case "step": {
+      const per = req.chunk * 7;
+      const out: EnvChunk[] = envs.map((e, k) => e.step(req.actions.subarray(k * per, (k + 1) * per), req.chunk));
+      return [out, buffersOf(out.map((c) => c.obs))];
+    }
+    case "expert":
+      return [Float32Array.from(envs.flatMap((e) => e.expertAction())), []];
+    case "close":
+      for (const e of envs) e.env.delete();
+      envs = [];
+      return [null, []];
+  }
+}
+
+self.onmessage = async (event: MessageEvent<{ id: number; req: Request }>) => {
+  const { id, req } = event.data;
+  try {
+    const [result, transfer] = await handle(req);
+    self.postMessage({ id, ok: true, result } satisfies Reply, transfer);
+  } catch (err) {
+    self.postMessage({ id, ok: false, error: (err as Error)?.message ?? String(err) } satisfies Reply);
+  }
+};
