@@ -1,7 +1,7 @@
 // Batching: env i of a batch is byte-for-byte env i rendered alone. Resources: 1,000 batches
 // create no GPU objects and do not grow memory (SwiftShader's GPU memory is this process's memory).
 import { afterAll, expect, test } from "bun:test";
-import { getGpu } from "../../src/gpu/device.ts";
+import { getGpu, readBuffer } from "../../src/gpu/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses, type FramePoses } from "../../src/render/renderer.ts";
 import { compile } from "./scenes.ts";
@@ -59,6 +59,9 @@ test("env i of a batch of 16 equals env i rendered alone, byte for byte", async 
       const inBatch = all.subarray(i * perEnv, (i + 1) * perEnv);
       expect(Buffer.compare(alone, inBatch), `env ${i} differs`).toBe(0);
     }
+    // The GPU-resident output (for a WebGPU prefix encoder) holds the same bytes.
+    const onGpu = batch.renderToGpu(frames);
+    expect(Buffer.compare(new Uint8Array(await readBuffer(gpu, onGpu, all.length)), all)).toBe(0);
     // The comparison means something only if the envs look different and are not empty.
     const env0 = all.subarray(0, perEnv), env1 = all.subarray(perEnv, 2 * perEnv);
     expect(Buffer.compare(env0, env1)).not.toBe(0);

@@ -1,0 +1,30 @@
+// The two LIBERO cameras and the one place where env observations become renderer input, so that
+// training, evaluation and exported videos see identical images (upright, LIBERO's flip not applied).
+import type { MainModule, MjData, MjModel } from "mujoco-js";
+import type { Gpu } from "../gpu/device.ts";
+import { extractRenderModel } from "./model.ts";
+import { BatchRenderer, type FramePoses } from "./renderer.ts";
+
+/** Camera order of the image axis N_cam: LIBERO's `agentview_image`, then `robot0_eye_in_hand_image`. */
+export const LIBERO_CAMERAS = ["agentview", "robot0_eye_in_hand"] as const;
+
+/** The pose arrays an env observation carries. */
+export interface PoseObservation {
+  geomXpos: Float32Array; // [ngeom, 3]
+  geomXmat: Float32Array; // [ngeom, 9]
+  camXpos: Float32Array; // [ncam, 3]
+  camXmat: Float32Array; // [ncam, 9]
+}
+
+export const posesOf = (obs: PoseObservation): FramePoses => ({
+  geom_xpos: obs.geomXpos,
+  geom_xmat: obs.geomXmat,
+  cam_xpos: obs.camXpos,
+  cam_xmat: obs.camXmat,
+});
+
+/** A renderer of both LIBERO cameras at size×size for up to `maxEnvs` envs of the scene `model`. */
+export function liberoRenderer(gpu: Gpu, scene: { mj: MainModule; model: MjModel; data: MjData }, size: number, maxEnvs: number): BatchRenderer {
+  const model = extractRenderModel(scene.mj, scene.model, scene.data, { cameras: [...LIBERO_CAMERAS] });
+  return new BatchRenderer(gpu, model, { maxEnvs, width: size, height: size });
+}

@@ -1,0 +1,39 @@
+// `dexrl render` as a user runs it: the real CLI in a child process writes the two camera PNGs.
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decode } from "fast-png";
+
+const root = join(import.meta.dir, "..", "..");
+const out = mkdtempSync(join(tmpdir(), "dexrl-render-"));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const dexrl = (...args: string[]) => {
+  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), "render", ...args], { cwd: root });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+};
+
+test("dexrl render --task 4 writes the agentview and wrist images", () => {
+  const r = dexrl("--task", "4", "--init", "1", "--size", "64", "--out", out);
+  expect(r.code, r.stderr).toBe(0);
+  const files = r.stdout.trim().split("\n");
+  expect(files).toEqual(["agentview", "robot0_eye_in_hand", "captioned"].map((s) => join(out, `task4_init1_${s}.png`)));
+  for (const f of files.slice(0, 2)) {
+    const png = decode(readFileSync(f));
+    expect([png.width, png.height, png.channels]).toEqual([64, 64, 3]);
+    // A real view of the scene has many distinct colours; an empty or failed render has one or two.
+    const colours = new Set<number>();
+    for (let p = 0; p < 64 * 64; p++) colours.add((png.data[3 * p]! << 16) | (png.data[3 * p + 1]! << 8) | png.data[3 * p + 2]!);
+    expect(colours.size, f).toBeGreaterThan(50);
+  }
+}, 60_000);
+
+test("bad arguments get one sentence and exit code 2", () => {
+  for (const args of [["--task", "10"], ["--size", "66"], ["--init", "x"]]) {
+    const r = dexrl(...args, "--out", out);
+    expect(r.code, args.join(" ")).toBe(2);
+    expect(r.stderr.trim().split("\n").filter((l) => l.startsWith("dexrl:"))).toHaveLength(1);
+    expect(r.stderr).not.toContain("    at ");
+  }
+}, 60_000);
