@@ -1,0 +1,172 @@
+// The π0-style policy on the WebGPU engine: embedPrefix (views → ViT → projector, text → prefix
+// transformer → per-layer K/V) and the action expert's velocity, following the architecture table
+// of config.ts op for op, as the ONNX export does. Every op is differentiable, so the same code
+// serves sampling (under noGrad) and training.
+import * as op from "../gpu/ops.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { dims, isPrefixParameter, parameterShapes, timeEmbedding, type ModelConfig } from "./config.ts";
+
+/** Masked attention logits get this bias, as in the ONNX export: exp underflows to exactly 0. */
+const MASK_BIAS = -1e9;
+
+/** What the expert attends to: per-layer prefix K and V [B, heads, T, hd], and the key bias [B, 1, 1, T]. */
+export interface PrefixKV {
+  k: Tensor[];
+  v: Tensor[];
+  keyBias: Tensor;
+}
+
+export class Policy {
+  readonly d: ReturnType<typeof dims>;
+
+  private constructor(
+    readonly c: ModelConfig,
+    readonly params: Map<string, Tensor>,
+  ) {
+    this.d = dims(c);
+  }
+
+  /** Uploads the parameters; with `trainExpertOnly`, prefix parameters get no gradient (and no optimizer state). */
+  static fromArrays(c: ModelConfig, arrays: Map<string, Float32Array>, trainExpertOnly: boolean): Policy {
+    const params = new Map<string, Tensor>();
+    for (const [name, shape] of parameterShapes(c)) {
+      const a = arrays.get(name);
+      if (!a) throw new Error(`policy: parameter ${name} is missing`);
+      const t = Tensor.from(a, shape);
+      t.requiresGrad = !(trainExpertOnly && isPrefixParameter(name));
+      params.set(name, t);
+    }
+    return new Policy(c, params);
+  }
+
+  p(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`policy: no parameter ${name}`);
+    return t;
+  }
+
+  private linear(x: Tensor, name: string): Tensor {
+    return op.add(op.matmul(x, this.p(`${name}.weight`)), this.p(`${name}.bias`));
+  }
+
+  private mlp(x: Tensor, name: string): Tensor {
+    return this.linear(op.gelu(this.linear(x, `${name}.fc1`)), `${name}.fc2`);
+  }
+
+  /** [N, S, h·hd] → [N, h, S, hd]. */
+  private static heads(x: Tensor, h: number, hd: number): Tensor {
+    const [N, S] = x.shape as [number, number, number];
+    return op.permute(op.reshape(x, [N, S, h, hd]), [0, 2, 1, 3]);
+  }
+
+  /** [N, h, S, hd] → [N, S, h·hd]. */
+  private static merge(x: Tensor): Tensor {
+    const [N, h, S, hd] = x.shape as [number, number, number, number];
+    return op.reshape(op.permute(x, [0, 2, 1, 3]), [N, S, h * hd]);
+  }
+
+  /** softmax(q·kᵀ/√hd + bias)·v. */
+  private static attend(q: Tensor, k: Tensor, v: Tensor, hd: number, bias?: Tensor): Tensor {
+    let s = op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) });
+    if (bias) s = op.add(s, bias);
+    return op.matmul(op.softmax(s), v);
+  }
+
+  /**
+   * images: uint8 [B, V, S, S, 3] (upright, row 0 at the top); ids: i32 [B, L]; tokenMask: 0/1 per
+   * token [B·L] on the CPU (it only shapes the attention bias).
+   */
+  embedPrefix(images: Tensor, ids: Tensor, tokenMask: ArrayLike<number>): PrefixKV {
+    const { c, d } = this;
+    const B = ids.shape[0]!;
+    if (images.shape.join() !== [B, c.num_images, c.image_size, c.image_size, 3].join())
+      throw new Error(`embedPrefix: images must be [${B}, ${c.num_images}, ${c.image_size}, ${c.image_size}, 3], got [${images.shape}]`);
+    if (ids.shape[1] !== c.max_text_len) throw new Error(`embedPrefix: ids must be [B, ${c.max_text_len}], got [${ids.shape}]`);
+
+    // Vision tower over every view: [B·V, P, patchDim] → [B·V, P, vit_width].
+    const flat = images.view([B * c.num_images, c.image_size, c.image_size, 3]);
+    let h = op.add(this.linear(op.patchify(flat, c.patch_size), "vit.patch_embed"), this.p("vit.pos_embed"));
+    const vhd = c.vit_width / c.vit_heads;
+    for (let l = 0; l < c.vit_depth; l++) {
+      const pre = `vit.layers.${l}`;
+      const qkv = this.linear(op.layerNorm(h, this.p(`${pre}.ln1.weight`), this.p(`${pre}.ln1.bias`)), `${pre}.qkv`);
+      const part = (i: number) => Policy.heads(op.slice(qkv, -1, i * c.vit_width, (i + 1) * c.vit_width), c.vit_heads, vhd);
+      h = op.add(h, this.linear(Policy.merge(Policy.attend(part(0), part(1), part(2), vhd)), `${pre}.proj`));
+      h = op.add(h, this.mlp(op.layerNorm(h, this.p(`${pre}.ln2.weight`), this.p(`${pre}.ln2.bias`)), pre));
+    }
+    const img = this.linear(op.layerNorm(h, this.p("vit.ln_post.weight"), this.p("vit.ln_post.bias")), "projector");
+    const viewed = op.add(op.reshape(img, [B, c.num_images, d.patches, c.width]), op.reshape(this.p("view_embed"), [1, c.num_images, 1, c.width]));
+    const imgTokens = op.reshape(viewed, [B, c.num_images * d.patches, c.width]);
+
+    // Language: embeddings scaled by √width (as Gemma) plus learned positions.
+    const text = op.add(op.scale(op.gather(this.p("embed_tokens"), ids), Math.sqrt(c.width)), this.p("text_pos_embed"));
+    let x = op.concat([imgTokens, text], 1); // [B, T, width]
+
+    const bias = new Float32Array(B * d.prefixLen);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < c.max_text_len; t++) if (!tokenMask[b * c.max_text_len + t]) bias[b * d.prefixLen + c.num_images * d.patches + t] = MASK_BIAS;
+    const keyBias = Tensor.from(bias, [B, 1, 1, d.prefixLen]);
+
+    const k: Tensor[] = [];
+    const v: Tensor[] = [];
+    for (let l = 0; l < c.depth; l++) {
+      const pre = `prefix.layers.${l}`;
+      const a = op.rmsNorm(x, this.p(`${pre}.input_norm.weight`));
+      k.push(Policy.heads(this.linear(a, `${pre}.k_proj`), c.heads, c.head_dim));
+      v.push(Policy.heads(this.linear(a, `${pre}.v_proj`), c.heads, c.head_dim));
+      if (l === c.depth - 1) break; // the last layer's output feeds nothing but its K/V
+      const q = Policy.heads(this.linear(a, `${pre}.q_proj`), c.heads, c.head_dim);
+      x = op.add(x, this.linear(Policy.merge(Policy.attend(q, k[l]!, v[l]!, c.head_dim, keyBias)), `${pre}.o_proj`));
+      x = op.add(x, this.mlp(op.rmsNorm(x, this.p(`${pre}.post_norm.weight`)), pre));
+    }
+    return { k, v, keyBias };
+  }
+
+  /** Attention bias of the suffix queries [B, 1, S, T+S]: the prefix key mask, then block-causal (prefix | state | actions). */
+  suffixBias(prefix: PrefixKV): Tensor {
+    const B = prefix.keyBias.shape[0]!;
+    const S = this.d.suffixLen;
+    const block = new Float32Array(S * S);
+    for (let j = 1; j < S; j++) block[j] = MASK_BIAS; // the state token sees only itself
+    const sBias = op.expand(Tensor.from(block, [1, 1, S, S]), [B, 1, S, S]);
+    return op.concat([op.expand(prefix.keyBias, [B, 1, S, this.d.prefixLen]), sBias], 3);
+  }
+
+  /** The state token [B, 1, expert_width] from the normalised state [B, state_dim]. */
+  stateToken(stateN: Tensor): Tensor {
+    return op.reshape(this.linear(stateN, "state_proj"), [stateN.shape[0]!, 1, this.c.expert_width]);
+  }
+
+  /**
+   * One expert pass at flow time t (t = 1 noise, t = 0 action): x_t [B, H, action_dim] → the
+   * velocity [B, H, action_dim] and the final expert outputs of the action tokens [B, H, W].
+   */
+  expert(prefix: PrefixKV, bias: Tensor, stateTok: Tensor, xt: Tensor, t: number): { velocity: Tensor; actionOut: Tensor } {
+    const { c } = this;
+    const B = xt.shape[0]!;
+    const W = c.expert_width;
+    const act = this.linear(xt, "action_in_proj"); // [B, H, W]
+    const te = op.expand(Tensor.from(timeEmbedding(t, W), [1, 1, W]), [B, c.horizon, W]);
+    const mixed = this.linear(op.silu(this.linear(op.concat([act, te], 2), "action_time_mlp_in")), "action_time_mlp_out");
+    let y = op.concat([stateTok, op.add(mixed, this.p("action_pos_embed"))], 1); // [B, 1+H, W]
+    for (let l = 0; l < c.depth; l++) {
+      const pre = `expert.layers.${l}`;
+      const a = op.rmsNorm(y, this.p(`${pre}.input_norm.weight`));
+      const q = Policy.heads(this.linear(a, `${pre}.q_proj`), c.heads, c.head_dim);
+      const k = op.concat([prefix.k[l]!, Policy.heads(this.linear(a, `${pre}.k_proj`), c.heads, c.head_dim)], 2);
+      const v = op.concat([prefix.v[l]!, Policy.heads(this.linear(a, `${pre}.v_proj`), c.heads, c.head_dim)], 2);
+      y = op.add(y, this.linear(Policy.merge(Policy.attend(q, k, v, c.head_dim, bias)), `${pre}.o_proj`));
+      y = op.add(y, this.mlp(op.rmsNorm(y, this.p(`${pre}.post_norm.weight`)), pre));
+    }
+    const out = op.rmsNorm(y, this.p("expert.final_norm.weight"));
+    const actionOut = op.slice(out, 1, 1, 1 + c.horizon);
+    return { velocity: this.linear(actionOut, "action_out_proj"), actionOut };
+  }
+
+  /** Value head on the mean of the action tokens' outputs [B, H, W] → [B]; detached input when `detach`. */
+  value(actionOut: Tensor, detach: boolean): Tensor {
+    const pooled = op.mean(detach ? op.detach(actionOut) : actionOut, 1); // [B, W]
+    const v = this.linear(pooled, "value_head"); // [B, 1]
+    return op.reshape(v, [v.shape[0]!]);
+  }
+}
