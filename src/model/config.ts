@@ -31,6 +31,8 @@ export interface ModelConfig {
   horizon: number;
   /** Value head: a linear layer on the mean of the action tokens' outputs (Dexbotic π0). */
   add_value_head: boolean;
+  /** Flow-Noise's learned std head on each action token's output (RLinf ExploreNoiseNet: 128, 64, tanh). */
+  add_noise_head: boolean;
 }
 
 export const DEFAULT_MODEL: Omit<ModelConfig, "vocab_size"> = {
@@ -54,7 +56,12 @@ export const DEFAULT_MODEL: Omit<ModelConfig, "vocab_size"> = {
   action_dim: 7,
   horizon: 50,
   add_value_head: true,
+  add_noise_head: false,
 };
+
+/** Hidden widths of the Flow-Noise std head, and the std bounds its output is squashed into. */
+export const NOISE_HEAD_HIDDEN = [128, 64] as const;
+export const NOISE_STD_RANGE = [0.08, 0.16] as const;
 
 /** Derived sizes used by every implementation. */
 export function dims(c: ModelConfig) {
@@ -81,6 +88,8 @@ export function validateModelConfig(c: ModelConfig): void {
   if (c.model_type !== "dexrl_pi0") throw new Error(`config.json model_type is ${JSON.stringify(c.model_type)}, expected "dexrl_pi0"`);
   if (c.image_size % c.patch_size) throw new Error(`config.json image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
   if (c.vit_width % c.vit_heads) throw new Error(`config.json vit_width ${c.vit_width} is not a multiple of vit_heads ${c.vit_heads}`);
+  for (const k of ["add_value_head", "add_noise_head"] as const)
+    if (typeof c[k] !== "boolean") throw new Error(`config.json ${k} must be true or false, got ${JSON.stringify(c[k])}`);
   if (c.num_images > 2) throw new Error(`config.json num_images is ${c.num_images}; dexrl models take 1 or 2 views`);
 }
 
@@ -137,6 +146,11 @@ export function parameterShapes(c: ModelConfig): Map<string, number[]> {
   m.set("action_pos_embed", [c.horizon, c.expert_width]);
   linear("action_out_proj", c.expert_width, c.action_dim);
   if (c.add_value_head) linear("value_head", c.expert_width, 1);
+  if (c.add_noise_head) {
+    linear("noise_head.fc1", c.expert_width, NOISE_HEAD_HIDDEN[0]);
+    linear("noise_head.fc2", NOISE_HEAD_HIDDEN[0], NOISE_HEAD_HIDDEN[1]);
+    linear("noise_head.out", NOISE_HEAD_HIDDEN[1], c.action_dim);
+  }
   return m;
 }
 

@@ -4,7 +4,7 @@
 // serves sampling (under noGrad) and training.
 import * as op from "../gpu/ops.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { dims, isPrefixParameter, parameterShapes, timeEmbedding, type ModelConfig } from "./config.ts";
+import { dims, isPrefixParameter, NOISE_STD_RANGE, parameterShapes, timeEmbedding, type ModelConfig } from "./config.ts";
 
 /** Masked attention logits get this bias, as in the ONNX export: exp underflows to exactly 0. */
 const MASK_BIAS = -1e9;
@@ -138,15 +138,20 @@ export class Policy {
   }
 
   /**
-   * One expert pass at flow time t (t = 1 noise, t = 0 action): x_t [B, H, action_dim] → the
-   * velocity [B, H, action_dim] and the final expert outputs of the action tokens [B, H, W].
+   * One expert pass at flow time t (t = 1 noise, t = 0 action; one t for the batch, or one per
+   * example in training): x_t [B, H, action_dim] → the velocity [B, H, action_dim] and the final
+   * expert outputs of the action tokens [B, H, W].
    */
-  expert(prefix: PrefixKV, bias: Tensor, stateTok: Tensor, xt: Tensor, t: number): { velocity: Tensor; actionOut: Tensor } {
+  expert(prefix: PrefixKV, bias: Tensor, stateTok: Tensor, xt: Tensor, t: number | readonly number[]): { velocity: Tensor; actionOut: Tensor } {
     const { c } = this;
     const B = xt.shape[0]!;
     const W = c.expert_width;
     const act = this.linear(xt, "action_in_proj"); // [B, H, W]
-    const te = op.expand(Tensor.from(timeEmbedding(t, W), [1, 1, W]), [B, c.horizon, W]);
+    const ts = typeof t === "number" ? [t] : t;
+    if (ts.length !== 1 && ts.length !== B) throw new Error(`expert: ${ts.length} times for a batch of ${B}`);
+    const emb = new Float32Array(ts.length * W);
+    ts.forEach((ti, b) => emb.set(timeEmbedding(ti, W), b * W));
+    const te = op.expand(Tensor.from(emb, [ts.length, 1, W]), [B, c.horizon, W]);
     const mixed = this.linear(op.silu(this.linear(op.concat([act, te], 2), "action_time_mlp_in")), "action_time_mlp_out");
     let y = op.concat([stateTok, op.add(mixed, this.p("action_pos_embed"))], 1); // [B, 1+H, W]
     for (let l = 0; l < c.depth; l++) {
@@ -161,6 +166,18 @@ export class Policy {
     const out = op.rmsNorm(y, this.p("expert.final_norm.weight"));
     const actionOut = op.slice(out, 1, 1, 1 + c.horizon);
     return { velocity: this.linear(actionOut, "action_out_proj"), actionOut };
+  }
+
+  /**
+   * Flow-Noise's std per action element [B, H, action_dim] from the action tokens' outputs:
+   * log σ² = lo + (hi − lo)·(tanh(h) + 1)/2 with σ bounded to NOISE_STD_RANGE.
+   */
+  noiseStd(actionOut: Tensor): Tensor {
+    const h = this.linear(op.tanh(this.linear(op.tanh(this.linear(actionOut, "noise_head.fc1")), "noise_head.fc2")), "noise_head.out");
+    const lo = 2 * Math.log(NOISE_STD_RANGE[0]);
+    const hi = 2 * Math.log(NOISE_STD_RANGE[1]);
+    const logvar = op.affine(op.tanh(h), (hi - lo) / 2, lo + (hi - lo) / 2);
+    return op.exp(op.scale(logvar, 0.5));
   }
 
   /** Value head on the mean of the action tokens' outputs [B, H, W] → [B]; detached input when `detach`. */

@@ -1,0 +1,175 @@
+// Flow samplers on the WebGPU policy: agreement with ONNX Runtime and with hand-computed densities,
+// ratio 1 between rollout and recomputed log-probs, and where gradients may flow.
+import { beforeAll, describe, expect, test } from "bun:test";
+import * as op from "../../src/gpu/ops.ts";
+import { initEngine } from "../../src/gpu/runtime.ts";
+import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
+import { DEFAULT_MODEL, initParameters, isPrefixParameter, type ModelConfig } from "../../src/model/config.ts";
+import { gaussianLogProb, stepMean, stepWeights, timeGrid } from "../../src/model/flow.ts";
+import { exportPolicyOnnx } from "../../src/model/onnx_export.ts";
+import { Policy } from "../../src/model/policy.ts";
+import { context, logProbValue, sampleActions, type SamplerConfig } from "../../src/model/sampler.ts";
+import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+
+const cfg: ModelConfig = {
+  ...DEFAULT_MODEL,
+  image_size: 16, patch_size: 8, num_images: 2,
+  vit_width: 12, vit_depth: 1, vit_heads: 2, vit_mlp: 16,
+  width: 16, depth: 2, heads: 2, head_dim: 6, mlp: 16,
+  vocab_size: 20, max_text_len: 5, expert_width: 12, expert_mlp: 16, horizon: 8,
+  add_noise_head: true,
+};
+const B = 3;
+const K = 4;
+
+function gaussian(seed: number) {
+  let s = seed >>> 0;
+  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+const normalSource = (seed: number) => {
+  const g = gaussian(seed);
+  return (shape: number[]) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, g), shape);
+};
+
+const g0 = gaussian(3);
+const arrays = new Map([...initParameters(cfg, g0)].map(([n, a]) => [n, a.map((v) => v + 0.1 * g0())]));
+const images = Uint8Array.from({ length: B * 2 * 16 * 16 * 3 }, (_, i) => (i * 29 + (i >> 6) * 7) % 256);
+const ids = [1, 4, 7, 2, 0, 1, 9, 2, 0, 0, 1, 3, 5, 8, 2];
+const mask = ids.map((v, i) => (v !== 0 || i % 5 === 0 ? 1 : 0));
+const stateN = Float32Array.from({ length: B * 8 }, (_, i) => Math.sin(0.7 * i));
+const sde = (over: Partial<SamplerConfig> = {}): SamplerConfig => ({ numSteps: K, method: "flow_sde", noiseLevel: 0.5, chunk: 5, envDim: 7, jointLogprob: false, detachCritic: true, ...over });
+
+function setup(policy: Policy) {
+  const prefix = policy.embedPrefix(Tensor.from(images, [B, 2, 16, 16, 3], "u8"), Tensor.from(ids, [B, 5], "i32"), mask);
+  return context(policy, prefix, Tensor.from(stateN, [B, 8]));
+}
+
+beforeAll(async () => {
+  await initEngine();
+});
+
+describe("sampleActions", () => {
+  test("flow_ode equals the exported ONNX policy given the same initial noise", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const chain = await scopeAsync(async () => op.noGrad(() => sampleActions(policy, setup(policy), sde({ method: "flow_ode" }), normalSource(9), true, () => 0).chain.read()));
+    const ort = await loadOnnxRuntime();
+    const unit = { mean: Array(8).fill(0), std: Array(8).fill(1) };
+    const session = await ort.InferenceSession.create(exportPolicyOnnx(cfg, arrays, { state: unit, actions: { mean: Array(7).fill(0), std: Array(7).fill(1) } }, K));
+    const noise = new Float32Array(B * cfg.horizon * 7);
+    for (let b = 0; b < B; b++) noise.set(chain.subarray(b * (K + 1) * cfg.horizon * 7, b * (K + 1) * cfg.horizon * 7 + cfg.horizon * 7), b * cfg.horizon * 7);
+    const out = await session.run({
+      images: new ort.Tensor("uint8", images, [B, 2, 16, 16, 3]),
+      tokens: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [B, 5]),
+      token_mask: new ort.Tensor("float32", Float32Array.from(mask), [B, 5]),
+      state: new ort.Tensor("float32", stateN, [B, 8]),
+      noise: new ort.Tensor("float32", noise, [B, cfg.horizon, 7]),
+    });
+    const want = out.actions!.data as Float32Array;
+    let diff = 0;
+    for (let b = 0; b < B; b++)
+      for (let j = 0; j < cfg.horizon * 7; j++) diff = Math.max(diff, Math.abs(chain[(b * (K + 1) + K) * cfg.horizon * 7 + j]! - want[b * cfg.horizon * 7 + j]!));
+    expect(diff).toBeLessThan(1e-4);
+  });
+
+  test("noise_level → 0 makes flow_sde approach flow_ode", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const [ode, tiny] = await scopeAsync(async () =>
+      op.noGrad(() => [
+        sampleActions(policy, setup(policy), sde({ method: "flow_ode" }), normalSource(4), true, () => 2).chain.read(),
+        sampleActions(policy, setup(policy), sde({ noiseLevel: 1e-5 }), normalSource(4), true, () => 2).chain.read(),
+      ]),
+    );
+    const a = await ode!;
+    const b = await tiny!;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    expect(diff).toBeGreaterThan(0); // noise was injected …
+    expect(diff).toBeLessThan(1e-4); // … and vanishes with the noise level
+  });
+
+  test("the SDE step's log-prob equals the Gaussian density computed by hand from the chain", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const s = 2;
+    const r = await scopeAsync(async () =>
+      op.noGrad(() => {
+        const ctx = setup(policy);
+        const smp = sampleActions(policy, ctx, sde(), normalSource(5), true, () => s);
+        const xs = op.reshape(op.slice(smp.chain, 1, s, s + 1), [B, cfg.horizon, 7]);
+        const { velocity } = policy.expert(ctx.prefix, ctx.bias, ctx.stateTok, xs, timeGrid(K)[s]!);
+        return { chain: smp.chain.read(), v: velocity.read(), lp: smp.logProb.read(), step: smp.stepIndex };
+      }),
+    );
+    expect(r.step).toBe(s);
+    const [chain, v, lp] = await Promise.all([r.chain, r.v, r.lp]);
+    const grid = timeGrid(K);
+    const w = stepWeights("flow_sde", grid[s]!, 1 / K, 0.5, grid);
+    expect(w.std).toBeCloseTo(0.25, 12); // K = 4, a = 0.5, t = 0.5
+    const HD = cfg.horizon * 7;
+    for (let b = 0; b < B; b++) {
+      const xs = chain.subarray((b * (K + 1) + s) * HD, (b * (K + 1) + s + 1) * HD);
+      const next = chain.subarray((b * (K + 1) + s + 1) * HD, (b * (K + 1) + s + 2) * HD);
+      const mean = stepMean(xs, v.subarray(b * HD, (b + 1) * HD), grid[s]!, w);
+      let want = 0;
+      for (let row = 0; row < 5; row++) for (let col = 0; col < 7; col++) want += gaussianLogProb(next[row * 7 + col]!, mean[row * 7 + col]!, w.std);
+      expect(Math.abs(lp[b]! - want)).toBeLessThan(1e-3 * Math.max(1, Math.abs(want)));
+    }
+  });
+
+  test("logProbValue on the stored chain reproduces the rollout's log-prob (ratio 1), for SDE, joint and noise", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    for (const sc of [sde(), sde({ jointLogprob: true }), sde({ method: "flow_noise" }), sde({ method: "flow_noise", jointLogprob: true })]) {
+      const r = await scopeAsync(async () =>
+        op.noGrad(() => {
+          const ctx = setup(policy);
+          const smp = sampleActions(policy, ctx, sc, normalSource(6), true, () => 1);
+          const again = logProbValue(policy, ctx, sc, smp.chain, smp.stepIndex);
+          return { a: smp.logProb.read(), b: again.logProb.read(), e: again.entropy.read(), step: smp.stepIndex };
+        }),
+      );
+      expect(r.step).toBe(sc.jointLogprob ? -1 : 1);
+      const [a, b2, e] = await Promise.all([r.a, r.b, r.e]);
+      for (let i = 0; i < B; i++) expect(Math.abs(a[i]! - b2[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(a[i]!)));
+      if (sc.method === "flow_noise") {
+        // Entropy of stds within [0.08, 0.16]: ½log(2πe) + log σ.
+        for (const x of e) {
+          expect(x).toBeGreaterThan(1.4189385 + Math.log(0.08) - 1e-5);
+          expect(x).toBeLessThan(1.4189385 + Math.log(0.16) + 1e-5);
+        }
+      } else expect(Array.from(e)).toEqual(Array(B).fill(0));
+    }
+  });
+});
+
+describe("gradients", () => {
+  async function gradsAfter(trainExpertOnly: boolean, detachCritic: boolean, loss: "policy" | "value") {
+    const policy = Policy.fromArrays(cfg, arrays, trainExpertOnly);
+    const sc = sde({ detachCritic });
+    const chain = await scopeAsync(async () => op.noGrad(() => sampleActions(policy, setup(policy), sc, normalSource(8), true, () => 0).chain));
+    scope(() => {
+      const out = logProbValue(policy, setup(policy), sc, chain, 0);
+      op.backward(op.sum(loss === "policy" ? out.logProb : out.value));
+    });
+    const has = new Map<string, boolean>();
+    for (const [name, t] of policy.params) has.set(name, t.grad !== undefined && (await t.grad.read()).some((x) => x !== 0));
+    return has;
+  }
+
+  test("train_expert_only: the policy loss reaches the expert and none of the prefix", async () => {
+    const has = await gradsAfter(true, true, "policy");
+    for (const [name, g] of has) if (isPrefixParameter(name)) expect([name, g]).toEqual([name, false]);
+    for (const name of ["expert.layers.0.q_proj.weight", "expert.layers.1.fc2.weight", "action_in_proj.weight", "action_out_proj.weight", "state_proj.weight", "action_time_mlp_in.weight"])
+      expect([name, has.get(name)]).toEqual([name, true]);
+    const all = await gradsAfter(false, true, "policy");
+    expect(all.get("prefix.layers.0.k_proj.weight")).toBe(true); // unfrozen, the prefix learns too
+  });
+
+  test("detach_critic_input keeps the value loss out of the expert", async () => {
+    const detached = await gradsAfter(true, true, "value");
+    expect(detached.get("value_head.weight")).toBe(true);
+    for (const [name, g] of detached) if (!name.startsWith("value_head")) expect([name, g]).toEqual([name, false]);
+    const attached = await gradsAfter(true, false, "value");
+    expect(attached.get("expert.layers.1.fc2.weight")).toBe(true);
+    expect(attached.get("prefix.layers.0.q_proj.weight")).toBe(false);
+  });
+});
