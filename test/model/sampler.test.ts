@@ -173,3 +173,35 @@ describe("gradients", () => {
     expect(attached.get("prefix.layers.0.q_proj.weight")).toBe(false);
   });
 });
+
+describe("prefix on ONNX Runtime", () => {
+  test("its K/V equal the WebGPU prefix within 1e-4, and sampling from them gives the same chunk", async () => {
+    const { OnnxPrefix } = await import("../../src/model/onnx_prefix.ts");
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const onnx = await OnnxPrefix.create(cfg, arrays);
+    const fromOnnx = await onnx.embedPrefix(images, ids, mask, B);
+    await onnx.release();
+    const r = await scopeAsync(async () =>
+      op.noGrad(() => {
+        const ctx = setup(policy);
+        const viaOnnx = { prefix: fromOnnx, bias: policy.suffixBias(fromOnnx), stateTok: ctx.stateTok };
+        return {
+          kGpu: ctx.prefix.k.map((t) => t.read()),
+          kOnnx: fromOnnx.k.map((t) => t.read()),
+          a: sampleActions(policy, ctx, sde({ method: "flow_ode" }), normalSource(2), false, () => 0).chain.read(),
+          b: sampleActions(policy, viaOnnx, sde({ method: "flow_ode" }), normalSource(2), false, () => 0).chain.read(),
+        };
+      }),
+    );
+    let diff = 0;
+    for (let l = 0; l < cfg.depth; l++) {
+      const [x, y] = await Promise.all([r.kGpu[l]!, r.kOnnx[l]!]);
+      for (let i = 0; i < x.length; i++) diff = Math.max(diff, Math.abs(x[i]! - y[i]!));
+    }
+    expect(diff).toBeLessThan(1e-4);
+    const [a, b] = await Promise.all([r.a, r.b]);
+    let chunkDiff = 0;
+    for (let i = 0; i < a.length; i++) chunkDiff = Math.max(chunkDiff, Math.abs(a[i]! - b[i]!));
+    expect(chunkDiff).toBeLessThan(1e-4);
+  });
+});
