@@ -2,7 +2,7 @@
 // of a draw is a pure function of (seed, counter + e), so a run reproduces exactly and noise for
 // thousands of action chunks is made where it is used, without a CPU round trip.
 import { GRID_BUILTINS, dispatch, flatIndex, grid, kernel } from "./runtime.ts";
-import { type Shape, Tensor, numel } from "./tensor.ts";
+import { type Shape, Tensor, keep, numel } from "./tensor.ts";
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
@@ -28,32 +28,49 @@ fn philox(c_in: vec4u, k_in: vec2u) -> vec4u {
   }
   return c;
 }
-// (0, 1): 24 random bits, centred in their bucket, so log() never sees 0.
-fn unit(x: u32) -> f32 { return (f32(x >> 8u) + 0.5) * ${2 ** -24}; }`;
+// (0, 1): 23 random bits centred in their bucket (exact in float32), so log() never sees 0.
+fn unit(x: u32) -> f32 { return (f32(x >> 9u) + 0.5) * ${2 ** -23}; }`;
 
 export type Distribution = "uniform" | "normal";
 
-/** Fills a new tensor: uniform on (0, 1) or standard normal (Box–Muller on two uniforms). */
-function draw(kind: Distribution, shape: Shape, seed: number, counter: number): Tensor {
+/**
+ * Fills a new tensor: uniform on (0, 1) or standard normal (Box–Muller on two uniforms, written as
+ * −cos(2π(u − ½)) so the angle stays in [−π, π] where Vulkan bounds cos's error). The counter is
+ * read from a device buffer `ctr` = [lo, hi] and advanced there, so a loop of draws creates no
+ * new uniforms or bind groups.
+ */
+function draw(kind: Distribution, shape: Shape, seed: number, ctr: Tensor): Tensor {
   const y = Tensor.empty(shape);
   const k = kernel({
     name: `random_${kind}`,
-    bindings: [{ name: "Y", access: "w" }],
-    params: ["n:u32", "k0:u32", "k1:u32", "c0:u32", "c1:u32"],
+    bindings: [{ name: "Ctr", access: "r", type: "array<u32>" }, { name: "Y", access: "w" }],
+    params: ["n:u32", "k0:u32", "k1:u32"],
     body: `${PHILOX_WGSL}
 @compute @workgroup_size(64)
 fn main(${GRID_BUILTINS}) {
   let i = ${flatIndex()};
   if (i >= P.n) { return; }
-  let lo = P.c0 + i;
-  let carry = select(0u, 1u, lo < P.c0);
-  let r = philox(vec4u(lo, P.c1 + carry, 0u, 0u), vec2u(P.k0, P.k1));
-  ${kind === "uniform" ? "Y[i] = unit(r.x);" : "Y[i] = sqrt(-2.0 * log(unit(r.x))) * cos(6.283185307179586 * unit(r.y));"}
+  let lo = Ctr[0] + i;
+  let carry = select(0u, 1u, lo < Ctr[0]);
+  let r = philox(vec4u(lo, Ctr[1] + carry, 0u, 0u), vec2u(P.k0, P.k1));
+  ${kind === "uniform" ? "Y[i] = unit(r.x);" : "Y[i] = -sqrt(-2.0 * log(unit(r.x))) * cos(6.283185307179586 * (unit(r.y) - 0.5));"}
 }`,
   });
   const [k0, k1] = split(seed);
-  const [c0, c1] = split(counter);
-  dispatch(k, [y.buf], [y.size, k0, k1, c0, c1], grid(y.size));
+  dispatch(k, [ctr.buf, y.buf], [y.size, k0, k1], grid(y.size));
+  const advance = kernel({
+    name: "random_advance",
+    bindings: [{ name: "Ctr", access: "w", type: "array<u32>" }],
+    params: ["n:u32"],
+    body: `
+@compute @workgroup_size(1)
+fn main() {
+  let lo = Ctr[0] + P.n;
+  Ctr[1] = Ctr[1] + select(0u, 1u, lo < Ctr[0]);
+  Ctr[0] = lo;
+}`,
+  });
+  dispatch(advance, [ctr.buf], [y.size], [1]);
   return y;
 }
 
@@ -66,30 +83,43 @@ export interface RngState {
 
 /** A stream of draws: each call consumes as many counters as it returns elements. */
 export class Rng {
+  private ctr: Tensor;
+  private _counter: number;
+
   constructor(
     public seed: number,
-    public counter = 0,
-  ) {}
+    counter = 0,
+  ) {
+    this._counter = counter;
+    this.ctr = keep(Tensor.from(Int32Array.from(split(counter)), [2], "i32"));
+  }
+
+  get counter(): number {
+    return this._counter;
+  }
 
   uniform(shape: Shape): Tensor {
-    const t = draw("uniform", shape, this.seed, this.counter);
-    this.counter += numel(shape);
-    return t;
+    this._counter += numel(shape);
+    return draw("uniform", shape, this.seed, this.ctr);
   }
 
   normal(shape: Shape): Tensor {
-    const t = draw("normal", shape, this.seed, this.counter);
-    this.counter += numel(shape);
-    return t;
+    this._counter += numel(shape);
+    return draw("normal", shape, this.seed, this.ctr);
   }
 
   state(): RngState {
-    return { seed: this.seed, counter: this.counter };
+    return { seed: this.seed, counter: this._counter };
   }
 
   setState(s: RngState): void {
     this.seed = s.seed;
-    this.counter = s.counter;
+    this._counter = s.counter;
+    this.ctr.write(Int32Array.from(split(s.counter)));
+  }
+
+  dispose(): void {
+    this.ctr.dispose();
   }
 }
 
@@ -126,7 +156,7 @@ export function philoxCpu(ctr: [number, number, number, number], key: [number, n
 
 /** The values `Rng(seed, counter)` draws, computed in float64 on the CPU. */
 export function randomCpu(kind: Distribution, n: number, seed: number, counter: number): Float64Array {
-  const unit = (x: number) => (Math.floor(x / 256) + 0.5) * 2 ** -24;
+  const unit = (x: number) => (Math.floor(x / 512) + 0.5) * 2 ** -23;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const c = counter + i;

@@ -160,6 +160,9 @@ function uniformFor(spec: KernelSpec, values: number[]): { buffer: GPUBuffer; id
   return u;
 }
 
+/** Sizes of the caches that a steady loop must not grow. */
+export const cacheStats = () => ({ pipelines: kernels.size, uniforms: uniforms.size, bindGroups: bindGroups.size, staging: staging.size });
+
 // ---- dispatch ----------------------------------------------------------------------------------
 
 let encoder: GPUCommandEncoder | undefined;

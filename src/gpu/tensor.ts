@@ -111,7 +111,7 @@ export class Tensor {
   }
 
   /** Overwrites the values from the CPU. */
-  write(data: Float32Array): void {
+  write(data: Float32Array | Int32Array): void {
     if (data.length !== this.size) throw new Error(`write of ${data.length} values into ${shapeStr(this.shape)}`);
     upload(this.buf, data);
   }

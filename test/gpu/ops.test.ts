@@ -35,7 +35,7 @@ describe("elementwise", () => {
       const [p0, p1] = params[name] ?? [0, 0];
       const x = randR(rng(7), [3, 7], lo, hi);
       const fn = (op as unknown as Record<UnaryOp, (t: Tensor, a?: number, b?: number) => Tensor>)[name];
-      await check(`${name} [3,7]`, [x], ([t]) => fn(t!), { y: ref.unary(name, x, p0, p1), grads: (dy) => [ref.unaryVjp(name, x, dy, p0, p1)] });
+      await check(`${name} [3,7]`, [x], ([t]) => fn(t!, p0, p1), { y: ref.unary(name, x, p0, p1), grads: (dy) => [ref.unaryVjp(name, x, dy, p0, p1)] });
     });
   }
 
