@@ -23,6 +23,20 @@ export const posesOf = (obs: PoseObservation): FramePoses => ({
   cam_xmat: obs.camXmat,
 });
 
+/**
+ * Per-env views (no copies) into stacked observations of N envs, as the vectorized env returns
+ * them: geomXpos [N, ngeom, 3], geomXmat [N, ngeom, 9], camXpos [N, ncam, 3], camXmat [N, ncam, 9].
+ */
+export function posesOfBatch(obs: PoseObservation, n: number): FramePoses[] {
+  const view = (a: Float32Array, i: number) => a.subarray((i * a.length) / n, ((i + 1) * a.length) / n);
+  return Array.from({ length: n }, (_, i) => ({
+    geom_xpos: view(obs.geomXpos, i),
+    geom_xmat: view(obs.geomXmat, i),
+    cam_xpos: view(obs.camXpos, i),
+    cam_xmat: view(obs.camXmat, i),
+  }));
+}
+
 /** A renderer of both LIBERO cameras at size×size for up to `maxEnvs` envs of the scene `model`. */
 export function liberoRenderer(gpu: Gpu, scene: { mj: MainModule; model: MjModel; data: MjData }, size: number, maxEnvs: number): BatchRenderer {
   const model = extractRenderModel(scene.mj, scene.model, scene.data, { cameras: [...LIBERO_CAMERAS] });

@@ -93,34 +93,63 @@ export function cylinderMesh(r: number, h: number): GeomMesh {
   ]);
 }
 
-/** Box of half-sizes (hx, hy, hz): 4 vertices per face so each face has its own normal. */
-export function boxMesh(hx: number, hy: number, hz: number): GeomMesh {
-  const positions: number[] = [], normals: number[] = [], indices: number[] = [];
+/**
+ * Lighting is computed per vertex (as in MuJoCo's fixed-function renderer, which splits box faces
+ * into at most vis.quality.numquads² cells for the same reason), so a large face needs inner
+ * vertices to catch a spotlight; small faces stay one cell, since vertices are what a software
+ * rasterizer pays for.
+ */
+export interface Subdivision {
+  maxQuads: number; // cells per edge at most
+  cell: number; // metres: an edge gets one cell per this length
+}
+
+const cells = (length: number, sub: Subdivision) => Math.min(sub.maxQuads, Math.max(1, Math.ceil(length / sub.cell)));
+
+/** A rectangle from corner p0 along edges u and v (u × v along the normal n), in cells. */
+function grid(out: { positions: number[]; normals: number[]; indices: number[] }, p0: number[], u: number[], v: number[], n: number[], sub: Subdivision) {
+  const qu = cells(Math.hypot(u[0]!, u[1]!, u[2]!), sub), qv = cells(Math.hypot(v[0]!, v[1]!, v[2]!), sub);
+  const base = out.positions.length / 3;
+  for (let j = 0; j <= qv; j++)
+    for (let i = 0; i <= qu; i++) {
+      for (let k = 0; k < 3; k++) out.positions.push(p0[k]! + (u[k]! * i) / qu + (v[k]! * j) / qv);
+      out.normals.push(...n);
+    }
+  for (let j = 0; j < qv; j++)
+    for (let i = 0; i < qu; i++) {
+      const a = base + j * (qu + 1) + i, b = a + 1, c = a + qu + 1, d = c + 1;
+      out.indices.push(a, b, d, a, d, c);
+    }
+}
+
+const toMesh = (m: { positions: number[]; normals: number[]; indices: number[] }): GeomMesh => ({
+  positions: new Float32Array(m.positions),
+  normals: new Float32Array(m.normals),
+  indices: new Uint32Array(m.indices),
+});
+
+/** Box of half-sizes (hx, hy, hz), each face its own grid with the face's normal. */
+export function boxMesh(hx: number, hy: number, hz: number, sub: Subdivision): GeomMesh {
+  const half = [hx, hy, hz];
+  const out = { positions: [] as number[], normals: [] as number[], indices: [] as number[] };
   // For each axis and sign: the face normal and two in-face axes (u, v) with u × v = normal.
   for (let axis = 0; axis < 3; axis++) {
     for (const sign of [1, -1]) {
-      const n = [0, 0, 0];
+      const n = [0, 0, 0], u = [0, 0, 0], v = [0, 0, 0];
       n[axis] = sign;
-      const u = [0, 0, 0], v = [0, 0, 0];
-      u[(axis + 1) % 3] = 1;
-      v[(axis + 2) % 3] = sign;
-      const base = positions.length / 3;
-      for (const [su, sv] of [[-1, -1], [1, -1], [1, 1], [-1, 1]] as const) {
-        const p = [0, 1, 2].map((i) => n[i]! + su * u[i]! + sv * v[i]!);
-        positions.push(p[0]! * hx, p[1]! * hy, p[2]! * hz);
-        normals.push(...n);
-      }
-      indices.push(base, base + 1, base + 2, base, base + 2, base + 3);
+      const ua = (axis + 1) % 3, va = (axis + 2) % 3;
+      u[ua] = 2 * half[ua]!;
+      v[va] = 2 * sign * half[va]!;
+      const p0 = [0, 1, 2].map((k) => n[k]! * half[k]! - u[k]! / 2 - v[k]! / 2);
+      grid(out, p0, u, v, n, sub);
     }
   }
-  return { positions: new Float32Array(positions), normals: new Float32Array(normals), indices: new Uint32Array(indices) };
+  return toMesh(out);
 }
 
 /** The visible side of a MuJoCo plane is +z; (hx, hy) are its half-sizes. */
-export function planeMesh(hx: number, hy: number): GeomMesh {
-  return {
-    positions: new Float32Array([-hx, -hy, 0, hx, -hy, 0, hx, hy, 0, -hx, hy, 0]),
-    normals: new Float32Array([0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1]),
-    indices: new Uint32Array([0, 1, 2, 0, 2, 3]),
-  };
+export function planeMesh(hx: number, hy: number, sub: Subdivision): GeomMesh {
+  const out = { positions: [] as number[], normals: [] as number[], indices: [] as number[] };
+  grid(out, [-hx, -hy, 0], [2 * hx, 0, 0], [0, 2 * hy, 0], [0, 0, 1], sub);
+  return toMesh(out);
 }

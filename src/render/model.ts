@@ -73,7 +73,7 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
   for (let g = 0; g < m.ngeom; g++) {
     const rgba = geomRgba(m, g);
     if (!groups.has(m.geom_group[g]) || rgba[3] === 0) continue;
-    const mesh = geomMesh(m, g, m.vis.map.zfar * m.stat.extent);
+    const mesh = geomMesh(m, g);
     if (!mesh) continue;
     meshes.push({ mesh, rgba, material: geomMaterial(m, g) });
     geomIds.push(g);
@@ -139,11 +139,16 @@ function geomMaterial(m: MjModel, g: number): number[] {
   return [m.mat_specular[mat], m.mat_shininess[mat], m.mat_emission[mat]];
 }
 
-function geomMesh(m: MjModel, g: number, infinite: number): GeomMesh | undefined {
+function geomMesh(m: MjModel, g: number): GeomMesh | undefined {
   const s = m.geom_size.subarray(3 * g, 3 * g + 3);
+  // Cells of an eighth of the scene's extent: a table top gets a few, an object's face one.
+  const sub = { maxQuads: Math.max(1, m.vis.quality.numquads), cell: m.stat.extent / 8 };
   switch (m.geom_type[g]) {
-    case GEOM.plane: // size 0 means infinite: draw it out to the far plane
-      return planeMesh(s[0] || infinite, s[1] || infinite);
+    case GEOM.plane: {
+      // Size 0 means infinite: draw it out to the far plane.
+      const far = m.vis.map.zfar * m.stat.extent;
+      return planeMesh(s[0] || far, s[1] || far, sub);
+    }
     case GEOM.sphere:
       return sphereMesh(s[0]);
     case GEOM.capsule:
@@ -153,7 +158,7 @@ function geomMesh(m: MjModel, g: number, infinite: number): GeomMesh | undefined
     case GEOM.cylinder:
       return cylinderMesh(s[0], s[1]);
     case GEOM.box:
-      return boxMesh(s[0], s[1], s[2]);
+      return boxMesh(s[0], s[1], s[2], sub);
     case GEOM.mesh:
       return modelMesh(m, m.geom_dataid[g]);
     default:

@@ -30,7 +30,7 @@ export interface RendererOptions {
   height: number;
 }
 
-const LAYER_UNIFORM_STRIDE = 256; // minUniformBufferOffsetAlignment on every adapter
+const UNIFORM_ALIGN = 256; // minUniformBufferOffsetAlignment on every adapter
 const SCENE_FLOATS = 4 + MAX_CAMERAS * 4; // Scene in the WGSL: nslot padded to 16 bytes, cams
 
 export class BatchRenderer {
@@ -42,9 +42,10 @@ export class BatchRenderer {
   readonly imageBytes: number;
   private readonly device: GPUDevice;
   private readonly slots: number; // S: drawn geoms
-  private readonly texels: number; // texels per pose row: 3·(S + N_cam)
-  private readonly poseStaging: Float32Array; // [maxEnvs, S + N_cam, 3, 4]
-  private readonly poseTexture: GPUTexture;
+  private readonly poseBytes: number; // one env's poses: (S + N_cam)·3 rows of vec4f
+  private readonly poseStride: number; // poseBytes rounded up to the uniform offset alignment
+  private readonly poseStaging: Float32Array; // [maxEnvs, poseStride / 4]: [S + N_cam, 3, 4] each
+  private readonly poseBuffer: GPUBuffer;
   private readonly color: GPUTexture; // rgba8unorm [maxEnvs·N_cam layers, H, W]
   private readonly layerViews: GPUTextureView[];
   private readonly depthView: GPUTextureView; // depth24plus [H, W], shared: layers are drawn in turn
@@ -79,9 +80,10 @@ export class BatchRenderer {
     this.height = height;
     this.imageBytes = width * height * 3;
     this.slots = model.geomIds.length;
-    this.texels = 3 * (this.slots + this.nCam);
-    if (this.texels > limits.maxTextureDimension2D)
-      throw new DexrlError(`The scene has ${this.slots} visible geoms; the renderer holds at most ${Math.floor(limits.maxTextureDimension2D / 3) - this.nCam}.`);
+    this.poseBytes = (this.slots + this.nCam) * 48;
+    this.poseStride = Math.ceil(this.poseBytes / UNIFORM_ALIGN) * UNIFORM_ALIGN;
+    if (this.poseBytes > limits.maxUniformBufferBindingSize)
+      throw new DexrlError(`The scene has ${this.slots} visible geoms; the renderer holds at most ${Math.floor(limits.maxUniformBufferBindingSize / 48) - this.nCam}.`);
 
     const buffer = (size: number, usage: number) => this.own(this.device.createBuffer({ size, usage }));
     const texture = (d: GPUTextureDescriptor) => this.own(this.device.createTexture(d));
@@ -91,8 +93,8 @@ export class BatchRenderer {
     this.indexBuffer = buffer(model.indices.byteLength, GPUBufferUsage.INDEX | GPUBufferUsage.COPY_DST);
     this.device.queue.writeBuffer(this.indexBuffer, 0, model.indices);
 
-    this.poseStaging = new Float32Array(maxEnvs * this.texels * 4);
-    this.poseTexture = texture({ size: [this.texels, maxEnvs], format: "rgba32float", usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST });
+    this.poseStaging = new Float32Array((maxEnvs * this.poseStride) / 4);
+    this.poseBuffer = buffer(maxEnvs * this.poseStride, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.color = texture({
       size: [width, height, layers],
       format: "rgba8unorm",
@@ -108,16 +110,16 @@ export class BatchRenderer {
 
     const sceneUniform = buffer(SCENE_FLOATS * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.device.queue.writeBuffer(sceneUniform, 0, this.sceneData());
-    // Layer l = env·N_cam + cam: which pose row and which camera it draws. Written once.
-    const layerUniform = buffer(layers * LAYER_UNIFORM_STRIDE, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    const layerData = new Uint32Array((layers * LAYER_UNIFORM_STRIDE) / 4);
-    for (let l = 0; l < layers; l++) layerData.set([Math.floor(l / this.nCam), l % this.nCam], (l * LAYER_UNIFORM_STRIDE) / 4);
+    // Layer l = env·N_cam + cam: which camera it draws (the env is chosen by the pose offset). Written once.
+    const layerUniform = buffer(layers * UNIFORM_ALIGN, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const layerData = new Uint32Array((layers * UNIFORM_ALIGN) / 4);
+    for (let l = 0; l < layers; l++) layerData[(l * UNIFORM_ALIGN) / 4] = l % this.nCam;
     this.device.queue.writeBuffer(layerUniform, 0, layerData);
 
     const module = this.device.createShaderModule({ code: rasterWgsl(model) });
     const bindLayout = this.device.createBindGroupLayout({
       entries: [
-        { binding: 0, visibility: GPUShaderStage.VERTEX, texture: { sampleType: "unfilterable-float" } },
+        { binding: 0, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform", hasDynamicOffset: true } },
         { binding: 1, visibility: GPUShaderStage.VERTEX | GPUShaderStage.FRAGMENT, buffer: { type: "uniform" } },
         { binding: 2, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform", hasDynamicOffset: true } },
       ],
@@ -147,9 +149,9 @@ export class BatchRenderer {
     this.bindGroup = this.device.createBindGroup({
       layout: bindLayout,
       entries: [
-        { binding: 0, resource: this.poseTexture.createView() },
+        { binding: 0, resource: { buffer: this.poseBuffer, size: this.poseBytes } },
         { binding: 1, resource: { buffer: sceneUniform } },
-        { binding: 2, resource: { buffer: layerUniform, size: 8 } },
+        { binding: 2, resource: { buffer: layerUniform, size: 4 } },
       ],
     });
 
@@ -187,11 +189,11 @@ export class BatchRenderer {
   upload(frames: FramePoses[]): void {
     const n = frames.length;
     if (n < 1 || n > this.maxEnvs) throw usageError(`This renderer draws 1 to ${this.maxEnvs} envs per batch, not ${n}.`);
-    const { model, poseStaging: out, texels } = this;
+    const { model, poseStaging: out } = this;
     frames.forEach((fr, e) => {
       if (fr.geom_xpos.length !== 3 * model.ngeom || fr.cam_xpos.length !== 3 * model.ncam)
         throw usageError(`Env ${e}'s poses do not match the render model (${fr.geom_xpos.length / 3} geoms, ${fr.cam_xpos.length / 3} cameras; expected ${model.ngeom} and ${model.ncam}).`);
-      let o = e * texels * 4;
+      let o = (e * this.poseStride) / 4;
       const put = (pos: ArrayLike<number>, mat: ArrayLike<number>, id: number) => {
         for (let r = 0; r < 3; r++, o += 4) {
           out[o] = mat[9 * id + 3 * r]!;
@@ -203,7 +205,7 @@ export class BatchRenderer {
       for (let s = 0; s < this.slots; s++) put(fr.geom_xpos, fr.geom_xmat, model.geomIds[s]!);
       for (const c of model.cameras) put(fr.cam_xpos, fr.cam_xmat, c.id);
     });
-    this.device.queue.writeTexture({ texture: this.poseTexture }, out, { bytesPerRow: texels * 16 }, [texels, n]);
+    this.device.queue.writeBuffer(this.poseBuffer, 0, out, 0, (n * this.poseStride) / 4);
   }
 
   /** Records the draws of the first `nEnv` envs and the RGB packing into `encoder`. */
@@ -215,7 +217,7 @@ export class BatchRenderer {
         depthStencilAttachment: { view: this.depthView, depthClearValue: 1, depthLoadOp: "clear", depthStoreOp: "discard" },
       });
       pass.setPipeline(this.pipeline);
-      pass.setBindGroup(0, this.bindGroup, [l * LAYER_UNIFORM_STRIDE]);
+      pass.setBindGroup(0, this.bindGroup, [Math.floor(l / this.nCam) * this.poseStride, l * UNIFORM_ALIGN]);
       pass.setVertexBuffer(0, this.vertexBuffer);
       pass.setIndexBuffer(this.indexBuffer, "uint32");
       pass.drawIndexed(this.model.indices.length);

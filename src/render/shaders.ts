@@ -5,26 +5,21 @@ import type { RenderModel } from "./model.ts";
 /** Cameras one renderer can draw per env. */
 export const MAX_CAMERAS = 8;
 
-/**
- * Poses come from a rgba32float texture rather than a storage buffer because SwiftShader offers no
- * storage buffers to vertex shaders. Row e holds env e: texels 3s..3s+2 are the rows of geom slot
- * s's [R | t] (world = R·local + t), then the same for each rendered camera after the S slots.
- */
 const vec3 = (v: number[]) => `vec3f(${v.map((x) => x.toFixed(7)).join(", ")})`;
 
 /**
  * The fixed-function lighting sum for this model's lights, written out as WGSL with the light
  * parameters as constants: on SwiftShader a loop over a uniform array of lights costs more than
- * all the rest of the fragment shader.
+ * all the rest of the shader.
  */
 function lightingWgsl(model: RenderModel): string {
   const terms: string[] = [];
   const h = model.headlight;
-  if (h.active) terms.push(`c += shade(n, v, -in.forward, ${vec3(h.ambient)}, ${vec3(h.diffuse)}, ${vec3(h.specular)}, rgb, in.material);`);
+  if (h.active) terms.push(`color += shade(n, v, headlight, ${vec3(h.ambient)}, ${vec3(h.diffuse)}, ${vec3(h.specular)}, rgb, material);`);
   for (const l of model.lights) {
     const colours = `${vec3(l.ambient)}, ${vec3(l.diffuse)}, ${vec3(l.specular)}`;
     if (l.directional) {
-      terms.push(`c += shade(n, v, ${vec3(l.dir.map((x) => -x))}, ${colours}, rgb, in.material);`);
+      terms.push(`color += shade(n, v, ${vec3(l.dir.map((x) => -x))}, ${colours}, rgb, material);`);
       continue;
     }
     const [a0, a1, a2] = l.attenuation;
@@ -33,74 +28,42 @@ function lightingWgsl(model: RenderModel): string {
       ? `let cos_spot = dot(-l, ${vec3(l.dir)}); gain *= select(0.0, pow(max(cos_spot, 0.0), ${l.exponent.toFixed(7)}), cos_spot >= ${Math.cos((l.cutoff * Math.PI) / 180).toFixed(7)});`
       : "";
     terms.push(`{
-    let to_light = ${vec3(l.pos)} - in.world;
+    let to_light = ${vec3(l.pos)} - world;
     let dist = length(to_light);
     let l = to_light / dist;
     var gain = 1.0 / (${a0!.toFixed(7)} + ${a1!.toFixed(7)} * dist + ${a2!.toFixed(7)} * dist * dist);
     ${spot}
-    c += gain * shade(n, v, l, ${colours}, rgb, in.material);
+    color += gain * shade(n, v, l, ${colours}, rgb, material);
   }`);
   }
   return terms.join("\n  ");
 }
 
 /**
- * Poses come from a rgba32float texture rather than a storage buffer because SwiftShader offers no
- * storage buffers to vertex shaders. Row e holds env e: texels 3s..3s+2 are the rows of geom slot
- * s's [R | t] (world = R·local + t), then the same for each rendered camera after the S slots.
+ * The poses of one env are a uniform block (bound at the env's offset): vec4s 3s..3s+2 are the rows
+ * of geom slot s's [R | t] (world = R·local + t), then the same for each camera after the S slots.
+ * A uniform block rather than a storage buffer because SwiftShader offers no storage buffers to
+ * vertex shaders, and rather than a texture because its texture loads are several times slower.
  */
 export function rasterWgsl(model: RenderModel): string {
+  const rows = 3 * (model.geomIds.length + model.cameras.length);
   return /* wgsl */ `
 struct Scene {
   nslot: u32,
   cams: array<vec4f, ${MAX_CAMERAS}>, // 1/tan(fovy/2) / aspect, 1/tan(fovy/2), near, far
 }
-struct Layer { env: u32, cam: u32 }
+struct Layer { cam: u32 }
 
-@group(0) @binding(0) var poses: texture_2d<f32>;
+@group(0) @binding(0) var<uniform> poses: array<vec4f, ${rows}>;
 @group(0) @binding(1) var<uniform> scene: Scene;
 @group(0) @binding(2) var<uniform> layer: Layer;
 
 struct VsOut {
   @builtin(position) clip: vec4f,
-  @location(0) normal: vec3f,        // world
-  @location(1) world: vec3f,
-  @location(2) @interpolate(flat) rgba: vec4f,
-  @location(3) @interpolate(flat) material: vec4f, // specular, shininess, emission
-  @location(4) @interpolate(flat) forward: vec3f,  // camera viewing direction (headlight)
-  @location(5) @interpolate(flat) eye: vec3f,      // camera position
+  @location(0) color: vec3f,
 }
 
-fn pose_row(texel: u32, env: u32) -> vec4f { return textureLoad(poses, vec2u(texel, env), 0); }
-
-@vertex
-fn vs(@location(0) pos: vec3f, @location(1) nrm: vec3f, @location(2) slot: u32,
-      @location(3) rgba: vec4f, @location(4) material: vec4f) -> VsOut {
-  let g0 = pose_row(3u * slot, layer.env);
-  let g1 = pose_row(3u * slot + 1u, layer.env);
-  let g2 = pose_row(3u * slot + 2u, layer.env);
-  let world = vec3f(dot(g0.xyz, pos) + g0.w, dot(g1.xyz, pos) + g1.w, dot(g2.xyz, pos) + g2.w);
-  let c = 3u * (scene.nslot + layer.cam);
-  let c0 = pose_row(c, layer.env);
-  let c1 = pose_row(c + 1u, layer.env);
-  let c2 = pose_row(c + 2u, layer.env);
-  // MuJoCo cameras look along their -z axis with +x right and +y up; camera = Rᵀ (world - t).
-  let eye = vec3f(c0.w, c1.w, c2.w);
-  let d = world - eye;
-  let cam = c0.xyz * d.x + c1.xyz * d.y + c2.xyz * d.z;
-  let k = scene.cams[layer.cam];
-  let depth = -cam.z;
-  var out: VsOut;
-  // Depth maps near..far to 0..1 (WebGPU clip space); x, y are a pinhole with vertical fovy.
-  out.clip = vec4f(k.x * cam.x, k.y * cam.y, k.w * (depth - k.z) / (k.w - k.z), depth);
-  out.normal = vec3f(dot(g0.xyz, nrm), dot(g1.xyz, nrm), dot(g2.xyz, nrm));
-  out.world = world;
-  out.rgba = rgba;
-  out.material = material;
-  out.forward = -vec3f(c0.z, c1.z, c2.z);
-  out.eye = eye;
-  return out;
-}
+fn pose_row(i: u32) -> vec4f { return poses[i]; }
 
 // One light's term of OpenGL's fixed-function lighting (which MuJoCo's renderer follows), with the
 // material's ambient and diffuse colour both equal to rgb; l points from the surface to the light.
@@ -115,14 +78,42 @@ fn shade(n: vec3f, v: vec3f, l: vec3f, ambient: vec3f, diffuse: vec3f, specular:
   return c;
 }
 
+// Lighting is per vertex and interpolated (Gouraud), as in MuJoCo's fixed-function renderer: it is
+// also what keeps SwiftShader's per-pixel cost low.
+@vertex
+fn vs(@location(0) pos: vec3f, @location(1) nrm: vec3f, @location(2) slot: u32,
+      @location(3) rgba: vec4f, @location(4) material: vec4f) -> VsOut {
+  let g0 = pose_row(3u * slot);
+  let g1 = pose_row(3u * slot + 1u);
+  let g2 = pose_row(3u * slot + 2u);
+  let world = vec3f(dot(g0.xyz, pos) + g0.w, dot(g1.xyz, pos) + g1.w, dot(g2.xyz, pos) + g2.w);
+  let c = 3u * (scene.nslot + layer.cam);
+  let c0 = pose_row(c);
+  let c1 = pose_row(c + 1u);
+  let c2 = pose_row(c + 2u);
+  // MuJoCo cameras look along their -z axis with +x right and +y up; camera = Rᵀ (world - t).
+  let eye = vec3f(c0.w, c1.w, c2.w);
+  let d = world - eye;
+  let cam = c0.xyz * d.x + c1.xyz * d.y + c2.xyz * d.z;
+  let k = scene.cams[layer.cam];
+  let depth = -cam.z;
+  var out: VsOut;
+  // Depth maps near..far to 0..1 (WebGPU clip space); x, y are a pinhole with vertical fovy.
+  out.clip = vec4f(k.x * cam.x, k.y * cam.y, k.w * (depth - k.z) / (k.w - k.z), depth);
+
+  let n = normalize(vec3f(dot(g0.xyz, nrm), dot(g1.xyz, nrm), dot(g2.xyz, nrm)));
+  let v = normalize(-d);
+  let headlight = vec3f(c0.z, c1.z, c2.z); // toward the camera, which the headlight shines from
+  let rgb = rgba.rgb;
+  var color = material.z * rgb;
+  ${lightingWgsl(model)}
+  out.color = min(color, vec3f(1.0));
+  return out;
+}
+
 @fragment
 fn fs(in: VsOut) -> @location(0) vec4f {
-  let n = normalize(in.normal);
-  let v = normalize(in.eye - in.world);
-  let rgb = in.rgba.rgb;
-  var c = in.material.z * rgb;
-  ${lightingWgsl(model)}
-  return vec4f(min(c, vec3f(1.0)), 1.0);
+  return vec4f(in.color, 1.0);
 }
 `;
 }
