@@ -123,11 +123,14 @@ export class LiberoEnv {
     return { reward, success, elapsed: this.elapsed };
   }
 
-  /** Runs the controller and physics for one action without episode bookkeeping. */
-  physicsStep(action: ArrayLike<number>): void {
+  /**
+   * Runs the controller and physics for one action without episode bookkeeping; the goal is set at
+   * the first substep and held for `substeps` (25 at 20 Hz; more only to test convergence).
+   */
+  physicsStep(action: ArrayLike<number>, substeps = SUBSTEPS): void {
     const { mj, model: m, data: d, ids } = this;
     const ctrl = d.ctrl;
-    for (let sub = 0; sub < SUBSTEPS; sub++) {
+    for (let sub = 0; sub < substeps; sub++) {
       mj.mj_step1(m, d);
       const s = this.readArm();
       // The goal is set once per action from the pose at that moment (policy_step in robosuite).

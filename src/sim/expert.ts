@@ -3,6 +3,7 @@
 import { POS_SCALE, ROT_SCALE } from "./controller.ts";
 import type { LiberoEnv } from "./env.ts";
 import { BOWL, CABINET, CABINET_GEOM, STOVE_GEOM } from "./objects.ts";
+import { PANDA_BASE_POS } from "./panda.ts";
 import { fixtureToWorld } from "./tasks.ts";
 import { axisAngleToMat, matMul3, rotationBetween, type Vec3 } from "./math.ts";
 
@@ -16,8 +17,18 @@ const PINCH_DEPTH = 0.014;
 const PINCH_RADIUS = BOWL.radius - BOWL.wall / 2;
 /** Travel height of the grip site while carrying, above anything on the table. */
 const CARRY_Z = 1.1;
+/** Height of the approach to the bowl: fingertips (~1 cm below the grip site) clear the cabinet top (1.128). */
+const APPROACH_Z = 1.16;
+/**
+ * Horizontal reach of the grip site from the arm's base axis with the hand pointing down: link2→link6
+ * stretched is 0.719 m, plus link7's 0.088 m offset, less a margin for the wrist to keep its posture.
+ */
+const REACH = 0.76;
+const BASE_XY = [PANDA_BASE_POS[0], PANDA_BASE_POS[1]] as const;
 const OPEN = -1;
 const CLOSE = 1;
+/** Largest change of an arm action component between steps: ramps instead of jumps, as a teleoperator moves. */
+const MAX_ACTION_CHANGE = 0.25;
 
 interface Obstacle {
   x: number;
@@ -34,41 +45,67 @@ export class ScriptedExpert {
   private yaw = 0;
   /** Grasp point relative to the bowl origin (world xy, at pinch height). */
   private offset: Vec3 = [0, 0, 0];
-  /** Grip site minus bowl origin, measured once the bowl is held. */
-  private held: Vec3 = [0, 0, 0];
-  /** Height of the grip site above the grasp point while approaching and after lifting. */
-  private above = CARRY_Z;
+  /** Grip-site heights above the grasp point: approaching it, and after lifting the bowl. */
+  private approachZ = APPROACH_Z;
+  private liftZ = CARRY_Z;
+  private last = [0, 0, 0, 0, 0, 0];
 
   /** Plans the grasp for the env's current episode (call right after `env.reset`). */
   reset(env: LiberoEnv): void {
     this.phase = "approach";
     this.timer = 0;
+    this.last = [0, 0, 0, 0, 0, 0];
     const bowl = env.bodyPose("akita_black_bowl_1").pos;
     const obstacles = this.obstacles(env, bowl);
-    const tipZ = bowl[2]! + BOWL.rimZ - PINCH_DEPTH - 0.01;
-    // Pick the side of the rim whose outer finger has the most room, preferring little wrist yaw.
+    const gripZ = bowl[2]! + BOWL.rimZ - PINCH_DEPTH;
+    // Pick the side of the rim with the most room for the outer fingertip and the hand above it,
+    // preferring little wrist yaw; rooms beyond 3 cm count the same.
     let best = { score: -Infinity, theta: 0 };
-    for (let k = 0; k < 24; k++) {
-      const theta = (2 * Math.PI * k) / 24;
-      const [c, s] = [Math.cos(theta), Math.sin(theta)];
-      const outer = [bowl[0]! + c * (PINCH_RADIUS + 0.045), bowl[1]! + s * (PINCH_RADIUS + 0.045)];
-      let room = 0.2;
-      for (const o of obstacles) if (o.top > tipZ) room = Math.min(room, Math.hypot(outer[0]! - o.x, outer[1]! - o.y) - o.r - 0.012);
-      const score = Math.min(room, 0.03) - 0.01 * Math.abs(wrapHalfTurn(theta - Math.PI / 2));
+    for (let k = 0; k < 36; k++) {
+      const theta = (2 * Math.PI * k) / 36;
+      const room = Math.min(this.room(bowl, theta, gripZ, obstacles), 0.03);
+      const reach = Math.hypot(bowl[0]! + Math.cos(theta) * PINCH_RADIUS - BASE_XY[0], bowl[1]! + Math.sin(theta) * PINCH_RADIUS - BASE_XY[1]);
+      const score = room - 0.01 * Math.abs(wrapHalfTurn(theta - Math.PI / 2)) - Math.max(0, reach - REACH);
       if (score > best.score) best = { score, theta };
     }
     this.yaw = wrapHalfTurn(best.theta - Math.PI / 2);
     this.offset = [Math.cos(best.theta) * PINCH_RADIUS, Math.sin(best.theta) * PINCH_RADIUS, BOWL.rimZ - PINCH_DEPTH];
-    this.above = Math.max(CARRY_Z, bowl[2]! + this.offset[2] + 0.08);
+    const graspZ = bowl[2]! + this.offset[2];
+    this.approachZ = Math.max(APPROACH_Z, graspZ + 0.08);
+    this.liftZ = Math.max(CARRY_Z, graspZ + 0.08);
+  }
+
+  /**
+   * Clearance (m) when pinching the rim at angle `theta`: the open outer fingertip (a 12 mm circle
+   * 48 mm beyond the grip centre, fingertip height and up) and the hand (a 64 mm wide bar along
+   * the finger axis, ±0.102 m, from 31 mm above the grip site) against the obstacles tall enough to meet them.
+   */
+  private room(bowl: number[], theta: number, gripZ: number, obstacles: Obstacle[]): number {
+    const [c, s] = [Math.cos(theta), Math.sin(theta)];
+    const g = [bowl[0]! + c * PINCH_RADIUS, bowl[1]! + s * PINCH_RADIUS];
+    let room = Infinity;
+    const clear = (x: number, y: number, r: number, z: number) => {
+      for (const o of obstacles) if (o.top > z) room = Math.min(room, Math.hypot(x - o.x, y - o.y) - o.r - r);
+    };
+    clear(g[0]! + c * 0.048, g[1]! + s * 0.048, 0.012, gripZ - 0.02);
+    for (let t = -0.102; t <= 0.1021; t += 0.0204) clear(g[0]! + c * t, g[1]! + s * t, 0.032, gripZ + 0.031 - 0.003);
+    return room;
   }
 
   /** The next action (7) for the env's current state. */
   act(env: LiberoEnv): number[] {
+    const a = this.desired(env);
+    for (let i = 0; i < 6; i++) a[i] = this.last[i]! + Math.max(-MAX_ACTION_CHANGE, Math.min(MAX_ACTION_CHANGE, a[i]! - this.last[i]!));
+    this.last = a.slice(0, 6);
+    return a;
+  }
+
+  /** The phase machine's action before smoothing. */
+  private desired(env: LiberoEnv): number[] {
     const grip = env.gripSite();
     const bowl = env.bodyPose("akita_black_bowl_1").pos;
     const plate = env.bodyPose("plate_1").pos;
     const grasp: Vec3 = [bowl[0]! + this.offset[0], bowl[1]! + this.offset[1], bowl[2]! + this.offset[2]];
-    const above = this.above;
     this.timer++;
     const next = (p: Phase) => {
       this.phase = p;
@@ -76,7 +113,7 @@ export class ScriptedExpert {
     };
     switch (this.phase) {
       case "approach": {
-        const target: Vec3 = [grasp[0], grasp[1], above];
+        const target: Vec3 = [grasp[0], grasp[1], this.approachZ];
         if (near(grip.pos, target, 0.01) && this.yawError(grip.mat) < 0.05) next("descend");
         return this.toward(grip, target, OPEN);
       }
@@ -85,23 +122,22 @@ export class ScriptedExpert {
         return this.toward(grip, grasp, OPEN);
       case "close":
         // Eight actions swing the gripper fully; two more let the grip force build.
-        if (this.timer >= 10) {
-          this.held = [grip.pos[0]! - bowl[0]!, grip.pos[1]! - bowl[1]!, grip.pos[2]! - bowl[2]!];
-          next("lift");
-        }
+        if (this.timer >= 10) next("lift");
         return this.toward(grip, grasp, CLOSE);
       case "lift":
-        if (grip.pos[2]! > above - 0.02) next("carry");
-        return this.toward(grip, [grip.pos[0]!, grip.pos[1]!, above], CLOSE);
+        if (grip.pos[2]! > this.liftZ - 0.02) next("carry");
+        return this.toward(grip, [grip.pos[0]!, grip.pos[1]!, this.liftZ], CLOSE);
       case "carry": {
-        const target: Vec3 = [plate[0]! + this.held[0], plate[1]! + this.held[1], Math.max(CARRY_Z, grip.pos[2]!)];
-        if (near(grip.pos, target, 0.012)) next("lower");
+        // Closed loop on the bowl itself: a bowl pinched at its rim may swing or slip in the fingers.
+        const target: Vec3 = [grip.pos[0]! + plate[0]! - bowl[0]!, grip.pos[1]! + plate[1]! - bowl[1]!, Math.max(CARRY_Z, grip.pos[2]!)];
+        if (Math.hypot(plate[0]! - bowl[0]!, plate[1]! - bowl[1]!) < 0.01) next("lower");
         return this.toward(grip, target, CLOSE, 0.8);
       }
       case "lower": {
-        // Bowl foot ~5 mm above the plate's flat centre, then let go.
-        const target: Vec3 = [plate[0]! + this.held[0], plate[1]! + this.held[1], plate[2]! + 0.0045 + this.held[2]];
-        if (near(grip.pos, target, 0.005) || this.timer > 40) next("release");
+        // Bowl origin to ~4 mm above its rest height on the plate's flat centre, then let go.
+        const dz = plate[2]! + 0.0055 - bowl[2]!;
+        const target: Vec3 = [grip.pos[0]! + plate[0]! - bowl[0]!, grip.pos[1]! + plate[1]! - bowl[1]!, grip.pos[2]! + dz];
+        if ((Math.abs(dz) < 0.004 && Math.hypot(plate[0]! - bowl[0]!, plate[1]! - bowl[1]!) < 0.008) || this.timer > 40) next("release");
         return this.toward(grip, target, CLOSE);
       }
       case "release":
@@ -152,7 +188,7 @@ export class ScriptedExpert {
     const ring = (pts: [number, number][], top: number, f = cabinet) => {
       for (const [lx, ly] of pts) {
         const [x, y] = fixtureToWorld(f, [lx, ly]);
-        out.push({ x, y, r: 0.006, top });
+        out.push({ x, y, r: 0.005, top });
       }
     };
     const line = (x0: number, y0: number, x1: number, y1: number): [number, number][] => {
@@ -164,8 +200,17 @@ export class ScriptedExpert {
     // Walls of the top drawer where it sticks out (they move with its slide).
     const q = env.jointQpos(`${CABINET}_top_level`);
     const [dx, dy] = [CABINET_GEOM.drawerXY[0], CABINET_GEOM.drawerXY[1] + q];
-    const wallTop = 0.905 + CABINET_GEOM.drawerZ.top[1];
-    ring([...line(dx - 0.107, dy - 0.0865, dx - 0.107, dy + 0.0865), ...line(dx + 0.107, dy - 0.0865, dx + 0.107, dy + 0.0865), ...line(dx - 0.123, dy - 0.0913, dx + 0.123, dy - 0.0913), ...line(dx - 0.04, dy - 0.1163, dx + 0.04, dy - 0.1163)], wallTop);
+    const wallTop = 0.905 + CABINET_GEOM.drawerZ.top[1] - 0.001;
+    ring(
+      [
+        ...line(dx - 0.107, dy - 0.0865, dx - 0.107, dy + 0.0865),
+        ...line(dx + 0.107, dy - 0.0865, dx + 0.107, dy + 0.0865),
+        ...line(dx - 0.111, dy + 0.0825, dx + 0.111, dy + 0.0825),
+        ...line(dx - 0.123, dy - 0.0913, dx + 0.123, dy - 0.0913),
+        ...line(dx - 0.04, dy - 0.1163, dx + 0.04, dy - 0.1163),
+      ],
+      wallTop,
+    );
     // Stove: knob and burner block.
     const [sx, sy] = fixtureToWorld(stove, [0, 0]);
     out.push({ x: sx, y: sy, r: 0.0465, top: 0.905 + 0.05 });
