@@ -29,8 +29,10 @@ export interface ModelConfig {
   action_dim: number;
   /** Action horizon H: action tokens per chunk. */
   horizon: number;
-  /** Value head: a linear layer on the mean of the action tokens' outputs (Dexbotic π0). */
+  /** Value head: a linear layer on the mean of the action tokens' outputs (Dexbotic π0) … */
   add_value_head: boolean;
+  /** … or on the masked mean of the prefix's final outputs (π0.5), computed once per observation. */
+  value_after_vlm: boolean;
   /** Flow-Noise's learned std head on each action token's output (RLinf ExploreNoiseNet: 128, 64, tanh). */
   add_noise_head: boolean;
 }
@@ -56,6 +58,7 @@ export const DEFAULT_MODEL: Omit<ModelConfig, "vocab_size"> = {
   action_dim: 7,
   horizon: 50,
   add_value_head: true,
+  value_after_vlm: false,
   add_noise_head: false,
 };
 
@@ -88,7 +91,7 @@ export function validateModelConfig(c: ModelConfig): void {
   if (c.model_type !== "dexrl_pi0") throw new Error(`config.json model_type is ${JSON.stringify(c.model_type)}, expected "dexrl_pi0"`);
   if (c.image_size % c.patch_size) throw new Error(`config.json image_size ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
   if (c.vit_width % c.vit_heads) throw new Error(`config.json vit_width ${c.vit_width} is not a multiple of vit_heads ${c.vit_heads}`);
-  for (const k of ["add_value_head", "add_noise_head"] as const)
+  for (const k of ["add_value_head", "value_after_vlm", "add_noise_head"] as const)
     if (typeof c[k] !== "boolean") throw new Error(`config.json ${k} must be true or false, got ${JSON.stringify(c[k])}`);
   if (c.num_images > 2) throw new Error(`config.json num_images is ${c.num_images}; dexrl models take 1 or 2 views`);
 }
@@ -145,7 +148,8 @@ export function parameterShapes(c: ModelConfig): Map<string, number[]> {
   linear("action_time_mlp_out", c.expert_width, c.expert_width);
   m.set("action_pos_embed", [c.horizon, c.expert_width]);
   linear("action_out_proj", c.expert_width, c.action_dim);
-  if (c.add_value_head) linear("value_head", c.expert_width, 1);
+  if (c.add_value_head && c.value_after_vlm) norm("prefix.final_norm", c.width, false);
+  if (c.add_value_head) linear("value_head", c.value_after_vlm ? c.width : c.expert_width, 1);
   if (c.add_noise_head) {
     linear("noise_head.fc1", c.expert_width, NOISE_HEAD_HIDDEN[0]);
     linear("noise_head.fc2", NOISE_HEAD_HIDDEN[0], NOISE_HEAD_HIDDEN[1]);

@@ -91,8 +91,9 @@ class Builder {
 }
 
 /** Inputs: images uint8 [B, V, S, S, 3], tokens int64 [B, L], token_mask float [B, L] (1 = real). */
-function embedPrefix(b: Builder): { ks: string[]; vs: string[]; keyBias: string; batchAnd: (...rest: number[]) => string } {
+function embedPrefix(b: Builder): { ks: string[]; vs: string[]; keyBias: string; batchAnd: (...rest: number[]) => string; pooled?: string } {
   const { c, g } = b;
+  const valueAfterVlm = c.add_value_head && c.value_after_vlm;
   const d = dims(c);
   const images = g.input("images", ["batch", c.num_images, c.image_size, c.image_size, 3], "uint8");
   const tokens = g.input("tokens", ["batch", c.max_text_len], "int64");
@@ -143,18 +144,25 @@ function embedPrefix(b: Builder): { ks: string[]; vs: string[]; keyBias: string;
     const v = b.splitHeads(b.linear(a, `${pre}.v_proj`), c.heads, c.head_dim);
     ks.push(k);
     vs.push(v);
-    if (l === c.depth - 1) break; // the last layer's output feeds nothing but its K/V
+    if (l === c.depth - 1 && !valueAfterVlm) break; // the last layer's output feeds nothing but its K/V
     const att = b.mergeHeads(b.attend(q, k, v, c.head_dim, keyBias), c.heads, c.head_dim);
     x = b.op("Add", [x, b.linear(att, `${pre}.o_proj`)]);
     x = b.op("Add", [x, b.mlp(b.rmsNorm(x, `${pre}.post_norm`), pre)]);
   }
-  return { ks, vs, keyBias, batchAnd };
+  if (!valueAfterVlm) return { ks, vs, keyBias, batchAnd };
+  // value_after_vlm: masked mean of the final normed outputs over valid tokens → [B, width].
+  const weights = b.op("Div", [keyMask, b.op("ReduceSum", [keyMask, g.ints([1])], { keepdims: { i: 1 } })]);
+  const pooled = b.op("MatMul", [b.op("Unsqueeze", [weights, g.ints([1])]), b.rmsNorm(x, "prefix.final_norm")]);
+  return { ks, vs, keyBias, batchAnd, pooled: b.op("Reshape", [pooled, g.ints([-1, c.width])]) };
 }
 
-/** ONNX model of the prefix: outputs prefix_k / prefix_v [depth, B, heads, T, head_dim] and prefix_mask [B, 1, 1, T] as additive bias. */
+/**
+ * ONNX model of the prefix: outputs prefix_k / prefix_v [depth, B, heads, T, head_dim], the key
+ * mask as an additive bias prefix_bias [B, 1, 1, T], and with value_after_vlm prefix_pooled [B, width].
+ */
 export function exportPrefixOnnx(c: ModelConfig, params: Map<string, Float32Array>): Uint8Array {
   const b = new Builder(c, params, "dexrl_prefix");
-  const { ks, vs, keyBias } = embedPrefix(b);
+  const { ks, vs, keyBias, pooled } = embedPrefix(b);
   const d = dims(c);
   const stack = (xs: string[], name: string) => {
     b.g.node("Concat", xs.map((x) => b.op("Unsqueeze", [x, b.g.ints([0])])), { axis: { i: 0 } }, [name]);
@@ -164,6 +172,10 @@ export function exportPrefixOnnx(c: ModelConfig, params: Map<string, Float32Arra
   stack(vs, "prefix_v");
   b.g.node("Identity", [keyBias], {}, ["prefix_bias"]);
   b.g.output("prefix_bias", ["batch", 1, 1, d.prefixLen]);
+  if (pooled) {
+    b.g.node("Identity", [pooled], {}, ["prefix_pooled"]);
+    b.g.output("prefix_pooled", ["batch", c.width]);
+  }
   return b.g.toBytes();
 }
 

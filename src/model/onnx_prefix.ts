@@ -36,6 +36,7 @@ export class OnnxPrefix {
       k: layers(out.prefix_k!.data as Float32Array),
       v: layers(out.prefix_v!.data as Float32Array),
       keyBias: Tensor.from(out.prefix_bias!.data as Float32Array, [B, 1, 1, d.prefixLen]),
+      pooled: out.prefix_pooled ? Tensor.from(out.prefix_pooled.data as Float32Array, [B, c.width]) : undefined,
     };
   }
 

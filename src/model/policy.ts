@@ -14,6 +14,8 @@ export interface PrefixKV {
   k: Tensor[];
   v: Tensor[];
   keyBias: Tensor;
+  /** value_after_vlm only: the masked mean of the prefix's final (normed) outputs [B, width]. */
+  pooled?: Tensor;
 }
 
 export class Policy {
@@ -114,12 +116,23 @@ export class Policy {
       const a = op.rmsNorm(x, this.p(`${pre}.input_norm.weight`));
       k.push(Policy.heads(this.linear(a, `${pre}.k_proj`), c.heads, c.head_dim));
       v.push(Policy.heads(this.linear(a, `${pre}.v_proj`), c.heads, c.head_dim));
-      if (l === c.depth - 1) break; // the last layer's output feeds nothing but its K/V
+      const valueNeedsOutput = c.add_value_head && c.value_after_vlm;
+      if (l === c.depth - 1 && !valueNeedsOutput) break; // the last layer's output feeds nothing but its K/V
       const q = Policy.heads(this.linear(a, `${pre}.q_proj`), c.heads, c.head_dim);
       x = op.add(x, this.linear(Policy.merge(Policy.attend(q, k[l]!, v[l]!, c.head_dim, keyBias)), `${pre}.o_proj`));
       x = op.add(x, this.mlp(op.rmsNorm(x, this.p(`${pre}.post_norm.weight`)), pre));
     }
-    return { k, v, keyBias };
+    if (!(c.add_value_head && c.value_after_vlm)) return { k, v, keyBias };
+    // Masked mean over the valid prefix tokens: weights 1/count on valid tokens, 0 on padding.
+    const weights = new Float32Array(B * d.prefixLen);
+    for (let b = 0; b < B; b++) {
+      const valid = bias.subarray(b * d.prefixLen, (b + 1) * d.prefixLen).map((m) => (m === 0 ? 1 : 0));
+      const count = valid.reduce((s, m) => s + m, 0);
+      valid.forEach((m, t) => (weights[b * d.prefixLen + t] = m / count));
+    }
+    const out = op.rmsNorm(x, this.p("prefix.final_norm.weight"));
+    const pooled = op.reshape(op.matmul(Tensor.from(weights, [B, 1, d.prefixLen]), out), [B, c.width]);
+    return { k, v, keyBias, pooled };
   }
 
   /** Attention bias of the suffix queries [B, 1, S, T+S]: the prefix key mask, then block-causal (prefix | state | actions). */
@@ -180,10 +193,13 @@ export class Policy {
     return op.exp(op.scale(logvar, 0.5));
   }
 
-  /** Value head on the mean of the action tokens' outputs [B, H, W] → [B]; detached input when `detach`. */
-  value(actionOut: Tensor, detach: boolean): Tensor {
-    const pooled = op.mean(detach ? op.detach(actionOut) : actionOut, 1); // [B, W]
-    const v = this.linear(pooled, "value_head"); // [B, 1]
+  /**
+   * The value [B]: on the mean of the action tokens' outputs [B, H, W] (π0), or on the prefix's
+   * pooled output when value_after_vlm. `detach` stops its gradient into what feeds it.
+   */
+  value(prefix: PrefixKV, actionOut: Tensor, detach: boolean): Tensor {
+    const input = this.c.value_after_vlm ? prefix.pooled! : op.mean(actionOut, 1); // [B, width]
+    const v = this.linear(detach ? op.detach(input) : input, "value_head"); // [B, 1]
     return op.reshape(v, [v.shape[0]!]);
   }
 }

@@ -104,7 +104,7 @@ export function sampleActions(policy: Policy, ctx: Context, cfg: SamplerConfig, 
     const stochastic = explore && (cfg.jointLogprob || i === stepIndex);
     const { mean, std, actionOut } = transition(policy, ctx, cfg, x, i, stochastic);
     if (c.add_value_head) {
-      const v = policy.value(actionOut, cfg.detachCritic);
+      const v = policy.value(ctx.prefix, actionOut, cfg.detachCritic);
       valueSum = valueSum ? op.add(valueSum, v) : v;
     }
     const noisy = stochastic && (typeof std !== "number" || std > 0);
@@ -142,7 +142,7 @@ export function logProbValue(policy: Policy, ctx: Context, cfg: SamplerConfig, c
     const { mean, std, actionOut } = transition(policy, ctx, cfg, at(i), i, true);
     logProbs.push(chunkLogProb(at(i + 1), mean, std, cfg));
     entropies.push(chunkEntropy(std, B, cfg));
-    if (c.add_value_head) values.push(policy.value(actionOut, cfg.detachCritic));
+    if (c.add_value_head) values.push(policy.value(ctx.prefix, actionOut, cfg.detachCritic));
   }
   return { logProb: mean(logProbs), entropy: mean(entropies), value: values.length ? mean(values) : zeros(B) };
 }

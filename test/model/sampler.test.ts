@@ -205,3 +205,34 @@ describe("prefix on ONNX Runtime", () => {
     expect(chunkDiff).toBeLessThan(1e-4);
   });
 });
+
+describe("value_after_vlm", () => {
+  test("the value comes from the pooled prefix: same in ONNX Runtime and WebGPU, and only the value head learns from it", async () => {
+    const vcfg: ModelConfig = { ...cfg, value_after_vlm: true };
+    const g1 = gaussian(12);
+    const varrays = new Map([...initParameters(vcfg, g1)].map(([n, a]) => [n, a.map((v) => v + 0.1 * g1())]));
+    expect(varrays.get("value_head.weight")!.length).toBe(vcfg.width);
+    const { OnnxPrefix } = await import("../../src/model/onnx_prefix.ts");
+    const onnx = await OnnxPrefix.create(vcfg, varrays);
+    const fromOnnx = await onnx.embedPrefix(images, ids, mask, B);
+    await onnx.release();
+    const policy = Policy.fromArrays(vcfg, varrays, true);
+    const sc = sde();
+    const r = await scopeAsync(async () =>
+      op.noGrad(() => {
+        const ctx = setup(policy);
+        const smp = sampleActions(policy, ctx, sc, normalSource(3), true, () => 1);
+        return { gpu: ctx.prefix.pooled!.read(), ort: fromOnnx.pooled!.read(), value: smp.value.read(), direct: policy.value(ctx.prefix, smp.chain, true).read() };
+      }),
+    );
+    const [gpu, ortPooled, value, direct] = await Promise.all([r.gpu, r.ort, r.value, r.direct]);
+    let diff = 0;
+    for (let i = 0; i < gpu.length; i++) diff = Math.max(diff, Math.abs(gpu[i]! - ortPooled[i]!));
+    expect(diff).toBeLessThan(1e-4);
+    // The same value at every denoising step, so the rollout's average is that value.
+    for (let b = 0; b < B; b++) expect(Math.abs(value[b]! - direct[b]!)).toBeLessThan(1e-5);
+    const chain = await scopeAsync(async () => op.noGrad(() => sampleActions(policy, setup(policy), sc, normalSource(8), true, () => 0).chain));
+    scope(() => op.backward(op.sum(logProbValue(policy, setup(policy), { ...sc, detachCritic: false }, chain, 0).value)));
+    for (const [name, t] of policy.params) expect([name, t.grad !== undefined]).toEqual([name, name.startsWith("value_head")]);
+  });
+});
