@@ -36,7 +36,10 @@ export interface RenderModel {
   ncam: number; // rows of cam_xpos / cam_xmat
   geomIds: Int32Array; // [S] model geom id drawn in each slot
   vertices: ArrayBuffer; // [V, VERTEX_BYTES] interleaved, see VERTEX_BYTES
-  indices: Uint32Array; // [T, 3]
+  indices: Uint32Array; // [T, 3]; slot s owns indices firstIndex[s] .. firstIndex[s] + indexCount[s]
+  firstIndex: Uint32Array; // [S]
+  indexCount: Uint32Array; // [S]
+  radius: Float32Array; // [S] bounding sphere about the geom's origin, metres (for culling)
   cameras: RenderCamera[];
   lights: RenderLight[];
   headlight: { active: boolean; ambient: number[]; diffuse: number[]; specular: number[] };
@@ -78,7 +81,12 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
     meshes.push({ mesh, rgba, material: geomMaterial(m, g) });
     geomIds.push(g);
   }
-  const { vertices, indices } = interleave(meshes);
+  const { vertices, indices, firstIndex, indexCount } = interleave(meshes);
+  const radius = Float32Array.from(meshes, ({ mesh }) => {
+    let r2 = 0;
+    for (let v = 0; v < mesh.positions.length; v += 3) r2 = Math.max(r2, mesh.positions[v]! ** 2 + mesh.positions[v + 1]! ** 2 + mesh.positions[v + 2]! ** 2);
+    return Math.sqrt(r2);
+  });
 
   const lights: RenderLight[] = [];
   for (let i = 0; i < m.nlight && lights.length < MAX_LIGHTS; i++) {
@@ -102,6 +110,9 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
     geomIds: new Int32Array(geomIds),
     vertices,
     indices,
+    firstIndex,
+    indexCount,
+    radius,
     cameras,
     lights,
     headlight: { active: hl.active !== 0, ambient: [...hl.ambient], diffuse: [...hl.diffuse], specular: [...hl.specular] },
@@ -197,6 +208,7 @@ function interleave(meshes: { mesh: GeomMesh; rgba: number[]; material: number[]
   const vertices = new ArrayBuffer(nv * VERTEX_BYTES);
   const f32 = new Float32Array(vertices), u32 = new Uint32Array(vertices), u8 = new Uint8Array(vertices);
   const indices = new Uint32Array(ni);
+  const firstIndex = new Uint32Array(meshes.length), indexCount = new Uint32Array(meshes.length);
   let v0 = 0, i0 = 0;
   meshes.forEach(({ mesh, rgba, material }, slot) => {
     const n = mesh.positions.length / 3;
@@ -209,8 +221,10 @@ function interleave(meshes: { mesh: GeomMesh; rgba: number[]; material: number[]
       u8.set([...material, 0].map(unorm8), (w + 8) * 4);
     }
     for (let i = 0; i < mesh.indices.length; i++) indices[i0 + i] = mesh.indices[i]! + v0;
+    firstIndex[slot] = i0;
+    indexCount[slot] = mesh.indices.length;
     v0 += n;
     i0 += mesh.indices.length;
   });
-  return { vertices, indices };
+  return { vertices, indices, firstIndex, indexCount };
 }

@@ -4,6 +4,7 @@
 import { DexrlError, usageError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type RenderModel, VERTEX_BYTES } from "./model.ts";
+import { DrawLists, type Projection } from "./cull.ts";
 import { MAX_CAMERAS, packWgsl, rasterWgsl } from "./shaders.ts";
 
 /** The world poses of one env at one instant, as MjData holds them or the vectorized env copies them. */
@@ -58,6 +59,8 @@ export class BatchRenderer {
   private readonly vertexBuffer: GPUBuffer;
   private readonly indexBuffer: GPUBuffer;
   private readonly owned: (GPUBuffer | GPUTexture)[] = [];
+  private readonly projections: Projection[]; // [N_cam]
+  private readonly drawLists: DrawLists; // what each layer draws, from the last upload
 
   constructor(
     private readonly gpu: Gpu,
@@ -84,6 +87,13 @@ export class BatchRenderer {
     this.poseStride = Math.ceil(this.poseBytes / UNIFORM_ALIGN) * UNIFORM_ALIGN;
     if (this.poseBytes > limits.maxUniformBufferBindingSize)
       throw new DexrlError(`The scene has ${this.slots} visible geoms; the renderer holds at most ${Math.floor(limits.maxUniformBufferBindingSize / 48) - this.nCam}.`);
+
+    const aspect = width / height;
+    this.projections = model.cameras.map((c) => {
+      const ky = 1 / Math.tan((c.fovy * Math.PI) / 360);
+      return { kx: ky / aspect, ky, near: model.znear, far: model.zfar };
+    });
+    this.drawLists = new DrawLists(layers, model);
 
     const buffer = (size: number, usage: number) => this.own(this.device.createBuffer({ size, usage }));
     const texture = (d: GPUTextureDescriptor) => this.own(this.device.createTexture(d));
@@ -177,15 +187,11 @@ export class BatchRenderer {
   private sceneData(): Float32Array {
     const f = new Float32Array(SCENE_FLOATS);
     new Uint32Array(f.buffer, 0, 1)[0] = this.slots;
-    const aspect = this.width / this.height;
-    this.model.cameras.forEach((c, i) => {
-      const fy = 1 / Math.tan((c.fovy * Math.PI) / 360);
-      f.set([fy / aspect, fy, this.model.znear, this.model.zfar], 4 + 4 * i);
-    });
+    this.projections.forEach((p, i) => f.set([p.kx, p.ky, p.near, p.far], 4 + 4 * i));
     return f;
   }
 
-  /** Writes the poses of `frames` (one per env) into the pose texture: the one upload of a step. */
+  /** Writes the poses of `frames` (one per env) to the GPU, the one upload of a step, and culls. */
   upload(frames: FramePoses[]): void {
     const n = frames.length;
     if (n < 1 || n > this.maxEnvs) throw usageError(`This renderer draws 1 to ${this.maxEnvs} envs per batch, not ${n}.`);
@@ -204,6 +210,8 @@ export class BatchRenderer {
       };
       for (let s = 0; s < this.slots; s++) put(fr.geom_xpos, fr.geom_xmat, model.geomIds[s]!);
       for (const c of model.cameras) put(fr.cam_xpos, fr.cam_xmat, c.id);
+      const rows = out.subarray((e * this.poseStride) / 4, (e * this.poseStride + this.poseBytes) / 4);
+      for (let c = 0; c < this.nCam; c++) this.drawLists.fill(e * this.nCam + c, rows, c, this.projections[c]!);
     });
     this.device.queue.writeBuffer(this.poseBuffer, 0, out, 0, (n * this.poseStride) / 4);
   }
@@ -220,7 +228,8 @@ export class BatchRenderer {
       pass.setBindGroup(0, this.bindGroup, [Math.floor(l / this.nCam) * this.poseStride, l * UNIFORM_ALIGN]);
       pass.setVertexBuffer(0, this.vertexBuffer);
       pass.setIndexBuffer(this.indexBuffer, "uint32");
-      pass.drawIndexed(this.model.indices.length);
+      const { first, count, runs } = this.drawLists;
+      for (let k = l * this.slots; k < l * this.slots + runs[l]!; k++) pass.drawIndexed(count[k]!, 1, first[k]!);
       pass.end();
     }
     const pass = encoder.beginComputePass();

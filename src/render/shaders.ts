@@ -42,8 +42,8 @@ function lightingWgsl(model: RenderModel): string {
 /**
  * The poses of one env are a uniform block (bound at the env's offset): vec4s 3s..3s+2 are the rows
  * of geom slot s's [R | t] (world = R·local + t), then the same for each camera after the S slots.
- * A uniform block rather than a storage buffer because SwiftShader offers no storage buffers to
- * vertex shaders, and rather than a texture because its texture loads are several times slower.
+ * A uniform block because SwiftShader offers no storage buffers to vertex shaders; one
+ * writeBuffer uploads every env's block.
  */
 export function rasterWgsl(model: RenderModel): string {
   const rows = 3 * (model.geomIds.length + model.cameras.length);
