@@ -1,5 +1,5 @@
 // `dexrl render`: the agentview and wrist images of a task's initial state after settling, as PNG,
-// so a user can look at the benchmark.
+// so a user can look at the benchmark; optionally a GIF of the scripted expert doing the task.
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { debugArgs, type DexrlMeta } from "../cli/args.ts";
@@ -7,9 +7,14 @@ import { usageError } from "../errors.ts";
 import { getGpu } from "../gpu/device.ts";
 import { LIBERO_CAMERAS, liberoRenderer, posesOf } from "../render/libero.ts";
 import { writePng } from "../render/png.ts";
-import { captionedFrame } from "../render/video.ts";
-import { LiberoEnv } from "../sim/env.ts";
+import type { BatchRenderer } from "../render/renderer.ts";
+import { captionedFrame, EpisodeGif } from "../render/video.ts";
+import { LiberoEnv, type Observation } from "../sim/env.ts";
+import { ScriptedExpert } from "../sim/expert.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
+
+/** LIBERO-Spatial's evaluation horizon (libero-spatial.md §2). */
+const MAX_STEPS = 220;
 
 /** Parses an integer argument within [min, max], or fails with one sentence naming the flag. */
 function intArg(name: string, value: string, min: number, max: number): number {
@@ -24,7 +29,7 @@ export default defineCommand({
     description:
       "Write the agentview and wrist camera images of a LIBERO-Spatial task's initial state (after the objects settle) as PNG files. " +
       "Images are upright (row 0 at the top); LIBERO's 180° flip is not applied, here or in training.",
-    examples: ["dexrl render --task 4", "dexrl render --task 0 --init 3 --size 128 --out renders"],
+    examples: ["dexrl render --task 4", "dexrl render --task 0 --init 3 --size 128 --out renders", "dexrl render --task 7 --video"],
   } satisfies DexrlMeta,
   args: {
     task: { type: "string", valueHint: "N", description: `Task id, 0 to ${NUM_TASKS - 1} (see libero-spatial task list)`, default: "0" },
@@ -32,6 +37,11 @@ export default defineCommand({
     size: { type: "string", valueHint: "PX", description: "Image width and height in pixels (a multiple of 4; LIBERO uses 128 or 256)", default: "256" },
     seed: { type: "string", valueHint: "S", description: "Seed of the cabinet and stove placement within their regions", default: "0" },
     out: { type: "string", valueHint: "DIR", description: "Folder the images are written to", default: "renders" },
+    video: {
+      type: "boolean",
+      description: `Also write an animated GIF of the scripted expert doing the task from this state (up to ${MAX_STEPS} steps, instruction and step written above the frames)`,
+      default: false,
+    },
     ...debugArgs,
   },
   async run({ args }) {
@@ -59,6 +69,7 @@ export default defineCommand({
         const sheet = captionedFrame(images, LIBERO_CAMERAS.length, size, size, obs.instruction, `task ${task}  init ${init}`);
         written.push(`${stem}_captioned.png`);
         writePng(written.at(-1)!, sheet.data, sheet.width, sheet.height);
+        if (args.video) written.push(await expertVideo(env, renderer, obs, `${stem}_expert.gif`));
         for (const p of written) console.log(p);
       } finally {
         renderer.destroy();
@@ -68,3 +79,22 @@ export default defineCommand({
     }
   },
 });
+
+/** Runs the scripted expert from the env's current (just reset) state, one captioned frame per step. */
+async function expertVideo(env: LiberoEnv, renderer: BatchRenderer, first: Observation, path: string): Promise<string> {
+  const expert = new ScriptedExpert();
+  expert.reset(env);
+  const gif = new EpisodeGif();
+  const { nCam, width, height } = renderer;
+  let obs = first;
+  let status = "";
+  for (let t = 0; ; t++) {
+    gif.add(captionedFrame(await renderer.render([posesOf(obs)]), nCam, width, height, obs.instruction, `step ${t}/${MAX_STEPS}${status}`));
+    if (status || t === MAX_STEPS) break;
+    if (t % 20 === 0) console.error(`dexrl render: expert video, step ${t}/${MAX_STEPS}…`);
+    if (env.step(expert.act(env)).success) status = "  success";
+    obs = env.observation();
+  }
+  gif.save(path);
+  return path;
+}

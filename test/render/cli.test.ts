@@ -14,11 +14,17 @@ const dexrl = (...args: string[]) => {
   return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 };
 
-test("dexrl render --task 4 writes the agentview and wrist images", () => {
-  const r = dexrl("--task", "4", "--init", "1", "--size", "64", "--out", out);
+test("dexrl render --task 4 --video writes the agentview and wrist images and the expert's episode", () => {
+  const r = dexrl("--task", "4", "--init", "1", "--size", "64", "--video", "--out", out);
   expect(r.code, r.stderr).toBe(0);
   const files = r.stdout.trim().split("\n");
-  expect(files).toEqual(["agentview", "robot0_eye_in_hand", "captioned"].map((s) => join(out, `task4_init1_${s}.png`)));
+  expect(files).toEqual([
+    ...["agentview", "robot0_eye_in_hand", "captioned"].map((s) => join(out, `task4_init1_${s}.png`)),
+    join(out, "task4_init1_expert.gif"),
+  ]);
+  const gif = readFileSync(files[3]!);
+  expect(new TextDecoder().decode(gif.subarray(0, 6))).toBe("GIF89a");
+  expect([gif.readUInt16LE(6), gif[gif.length - 1]]).toEqual([128, 0x3b]); // two 64-px cameras side by side; trailer
   for (const f of files.slice(0, 2)) {
     const png = decode(readFileSync(f));
     expect([png.width, png.height, png.channels]).toEqual([64, 64, 3]);
