@@ -95,6 +95,7 @@ describe("matmul", () => {
     { a: [5, 7], b: [3, 7, 4] },
     { a: [3, 7, 5], b: [7, 4], tA: true },
     { a: [37, 19], b: [19, 23] },
+    { a: [131, 37], b: [130, 37], tB: true }, // 16×16 blocks, ragged edges
   ];
   for (const c of cases) {
     test(`${c.tA ? "ᵀ" : ""}[${c.a}] · ${c.tB ? "ᵀ" : ""}[${c.b}]${c.alpha ? ` ×${c.alpha}` : ""}`, async () => {

@@ -1,6 +1,8 @@
 // Batched matmul kernel, register-tiled without shared memory: barriers are very slow on SwiftShader
-// (platform.md). Measured there: vec4 loads cost more than 4 scalar loads, `fma()` is emulated (a
-// multiply-add is ~2x faster), and writing an accumulator variable costs several multiply-adds.
+// (platform.md). Measured there (bench/matmul-tiles.ts): `fma()` is emulated (a multiply-add is ~2x
+// faster), writing an accumulator variable costs several multiply-adds (so k is unrolled and each
+// accumulator written once per KU), every load is a per-lane gather (so 16×16 blocks per invocation,
+// 8 multiply-adds per load), and neither vec4 loads nor texture fetches were faster than scalar loads.
 import { type Kernel, dispatch, kernel } from "../runtime.ts";
 import { Tensor, numel, shapeStr } from "../tensor.ts";
 
@@ -14,7 +16,10 @@ export interface MatmulTiling {
   KU?: number;
 }
 
-export const DEFAULT_TILING: MatmulTiling = { TM: 8, TN: 8, WX: 8, WY: 8, KU: 4 };
+/** 16×16 blocks where the output is large enough to fill them, 8-wide where it is not (less waste). */
+export function pickTiling(M: number, N: number): MatmulTiling {
+  return { TM: M >= 128 ? 16 : 8, TN: N >= 128 ? 16 : 8, WX: 8, WY: 8, KU: 4 };
+}
 
 /** Strides (in floats) of C = A·B with A[b, m, k] and B[b, k, n]; a batch stride of 0 broadcasts. */
 export interface MatmulStrides {
@@ -46,7 +51,7 @@ function storeC(TM: number, TN: number): string {
  * C[b, m, n] = alpha · Σ_k A[b, m, k] · B[b, k, n] for any sizes. Operands are addressed by strides,
  * so transposed and batch-broadcast (stride 0) operands need no copies. C is contiguous [batch, M, N].
  */
-export function matmulKernel(t: MatmulTiling = DEFAULT_TILING): Kernel {
+export function matmulKernel(t: MatmulTiling): Kernel {
   const { TM, TN, WX, WY } = t;
   const rows = range(TM);
   const cols = range(TN);
@@ -104,7 +109,7 @@ export function matmulGroups(t: MatmulTiling, M: number, N: number, batch: numbe
  * C = alpha · op(A) · op(B) over the last two dims, op = transpose when asked. Batch dims must be
  * equal, or absent/1 on one side (broadcast); a 2-D B under a batched A folds the batch into M.
  */
-export function matmul(a: Tensor, b: Tensor, transA = false, transB = false, alpha = 1, tiling = DEFAULT_TILING): Tensor {
+export function matmul(a: Tensor, b: Tensor, transA = false, transB = false, alpha = 1, tiling?: MatmulTiling): Tensor {
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [br, bc] = b.shape.slice(-2) as [number, number];
@@ -137,10 +142,10 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false, alp
   return out;
 }
 
-function run(a: Tensor, b: Tensor, s: MatmulStrides, batch: number, alpha: number, tiling: MatmulTiling): Tensor {
+function run(a: Tensor, b: Tensor, s: MatmulStrides, batch: number, alpha: number, tiling?: MatmulTiling): Tensor {
   const c = Tensor.empty([batch * s.M * s.N]);
   if (c.size === 0) return c;
-  const k = matmulKernel(tiling);
-  dispatch(k, [a.buf, b.buf, c.buf], [s.M, s.N, s.K, s.sAb, s.sAm, s.sAk, s.sBb, s.sBk, s.sBn, alpha], matmulGroups(tiling, s.M, s.N, batch));
+  const t = tiling ?? pickTiling(s.M, s.N);
+  dispatch(matmulKernel(t), [a.buf, b.buf, c.buf], [s.M, s.N, s.K, s.sAb, s.sAm, s.sAk, s.sBb, s.sBk, s.sBn, alpha], matmulGroups(t, s.M, s.N, batch));
   return c;
 }

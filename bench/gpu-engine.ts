@@ -1,0 +1,92 @@
+// Tensor engine benchmark: matmul GFLOP/s at the model's sizes and at 512³/1024³ (with numpy/OpenBLAS
+// timed in the same run as the CPU ceiling), and a transformer block's forward+backward time.
+// Run: bun bench/gpu-engine.ts [--quick]
+import { spawnSync } from "node:child_process";
+import { backward } from "../src/gpu/autograd.ts";
+import { attentionMask, ParamStore, TransformerBlock } from "../src/gpu/nn.ts";
+import * as op from "../src/gpu/ops.ts";
+import { Rng } from "../src/gpu/random.ts";
+import { initEngine, sync } from "../src/gpu/runtime.ts";
+import { scope } from "../src/gpu/tensor.ts";
+
+const quick = process.argv.includes("--quick");
+const gpu = await initEngine();
+console.log(`# device: ${gpu.summary.device || gpu.summary.description} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
+
+/** Seconds per call of fn, after one warm-up call, over at least `minTime` seconds. */
+async function time(fn: () => void, minTime = quick ? 0.3 : 1.5): Promise<number> {
+  fn();
+  await sync();
+  let reps = 0;
+  const t0 = performance.now();
+  do {
+    fn();
+    reps++;
+    await sync();
+  } while (performance.now() - t0 < minTime * 1000);
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+// Sizes: the action expert at batch 8 × (1 state + 50 action tokens) = 408 rows, width 256,
+// MLP 1024, 4 heads of 64 over 64 prefix + 51 suffix keys; then the square classics.
+const sizes: { name: string; M: number; N: number; K: number; transB?: boolean; batch?: number }[] = [
+  { name: "expert qkv/o (x·Wᵀ)", M: 408, N: 256, K: 256, transB: true },
+  { name: "expert MLP up (x·Wᵀ)", M: 408, N: 1024, K: 256, transB: true },
+  { name: "expert MLP down (x·Wᵀ)", M: 408, N: 256, K: 1024, transB: true },
+  { name: "attention scores q·kᵀ", M: 51, N: 115, K: 64, transB: true, batch: 32 },
+  { name: "512³", M: 512, N: 512, K: 512 },
+  { name: "1024³", M: 1024, N: 1024, K: 1024 },
+];
+
+const rng = new Rng(1);
+const rows: string[] = [];
+for (const s of sizes) {
+  const batch = s.batch ?? 1;
+  const a = rng.normal(batch > 1 ? [batch, s.M, s.K] : [s.M, s.K]);
+  const b = rng.normal(s.transB ? (batch > 1 ? [batch, s.N, s.K] : [s.N, s.K]) : [s.K, s.N]);
+  const sec = await time(() => scope(() => void op.matmul(a, b, { transB: s.transB })));
+  const gflops = (2 * batch * s.M * s.N * s.K) / sec / 1e9;
+  rows.push(`| ${s.name} | ${batch > 1 ? `${batch}×` : ""}${s.M}×${s.N}×${s.K} | ${(sec * 1e3).toFixed(2)} ms | ${gflops.toFixed(2)} |`);
+  console.error(rows.at(-1));
+  a.dispose();
+  b.dispose();
+}
+
+// numpy/OpenBLAS on the same machine, same sizes, same run.
+const py = `
+import numpy as np, time, json
+out = []
+for (M, N, K, batch) in ${JSON.stringify(sizes.map((s) => [s.M, s.N, s.K, s.batch ?? 1]))}:
+    a = np.random.rand(batch, M, K).astype(np.float32); b = np.random.rand(batch, K, N).astype(np.float32)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        a @ b; reps += 1
+        if time.perf_counter() - t0 > ${quick ? 0.3 : 1.0}: break
+    out.append(2 * batch * M * N * K * reps / (time.perf_counter() - t0) / 1e9)
+print(json.dumps(out))`;
+const np = spawnSync("/usr/bin/python3", ["-c", py], { encoding: "utf8" });
+const npGflops: number[] | undefined = np.status === 0 ? JSON.parse(np.stdout) : undefined;
+
+console.log("\n| matmul | M×N×K | WebGPU time | WebGPU GFLOP/s | numpy GFLOP/s |\n|---|---|---|---|---|");
+rows.forEach((r, i) => console.log(`${r} ${npGflops ? npGflops[i]!.toFixed(1) : "n/a"} |`));
+
+// A transformer block (expert-sized) forward + backward with a cached prefix K/V.
+const [B, Tp, T, C, H, HID] = [8, 64, 51, 256, 4, 1024];
+const store = new ParamStore(2);
+const block = new TransformerBlock(store, "blk", C, H, HID);
+const prefix = { k: rng.normal([B, H, Tp, C / H]), v: rng.normal([B, H, Tp, C / H]) };
+const x = rng.normal([B, T, C]);
+const mask = attentionMask([Tp, 1, T - 1], { batch: B, queryStart: Tp });
+const fwd = await time(() => scope(() => void op.noGrad(() => block.forward(x, { mask, prefix }))));
+const fwdBwd = await time(() =>
+  scope(() => {
+    backward(op.mean(op.square(block.forward(x, { mask, prefix }).y)));
+    for (const [, p] of store.named()) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+  }),
+);
+console.log(`\ntransformer block B=${B} T=${T} (+${Tp} prefix keys) C=${C} heads=${H} MLP=${HID}: forward ${(fwd * 1e3).toFixed(1)} ms, forward+backward ${(fwdBwd * 1e3).toFixed(1)} ms`);
+process.exit(0);
