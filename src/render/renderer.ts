@@ -29,6 +29,8 @@ export interface RendererOptions {
   maxEnvs: number; // batch capacity
   width: number; // multiple of 4
   height: number;
+  /** Multisampling: 1 (none) or 4, MuJoCo's default (vis.quality.offsamples). */
+  samples?: 1 | 4;
 }
 
 const UNIFORM_ALIGN = 256; // minUniformBufferOffsetAlignment on every adapter
@@ -50,6 +52,11 @@ export class BatchRenderer {
   private readonly color: GPUTexture; // rgba8unorm [maxEnvs·N_cam layers, H, W]
   private readonly layerViews: GPUTextureView[];
   private readonly depthView: GPUTextureView; // depth24plus [H, W], shared: layers are drawn in turn
+  private readonly msaaView?: GPUTextureView; // rgba8unorm [H, W] × samples
+  // rgba8unorm [H, W]: the multisample resolve, copied into the layer afterwards (resolving straight
+  // into a layer of the array gave sheared images on SwiftShader).
+  private readonly resolved?: GPUTexture;
+  private readonly resolvedView?: GPUTextureView;
   private readonly packed: GPUBuffer; // u8 [maxEnvs, N_cam, H, W, 3] as array<u32>
   private readonly readback: GPUBuffer; // MAP_READ copy of `packed`
   private readonly pipeline: GPURenderPipeline;
@@ -68,6 +75,8 @@ export class BatchRenderer {
     opts: RendererOptions,
   ) {
     const { maxEnvs, width, height } = opts;
+    const samples = opts.samples ?? 1;
+    if (samples !== 1 && samples !== 4) throw usageError(`Multisampling takes 1 or 4 samples, not ${samples}.`);
     const limits = gpu.device.limits;
     this.device = gpu.device;
     this.nCam = model.cameras.length;
@@ -108,12 +117,17 @@ export class BatchRenderer {
     this.color = texture({
       size: [width, height, layers],
       format: "rgba8unorm",
-      usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.TEXTURE_BINDING,
+      usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
     });
     this.layerViews = Array.from({ length: layers }, (_, l) =>
       this.color.createView({ dimension: "2d", baseArrayLayer: l, arrayLayerCount: 1 }),
     );
-    this.depthView = texture({ size: [width, height], format: "depth24plus", usage: GPUTextureUsage.RENDER_ATTACHMENT }).createView();
+    this.depthView = texture({ size: [width, height], format: "depth24plus", sampleCount: samples, usage: GPUTextureUsage.RENDER_ATTACHMENT }).createView();
+    if (samples > 1) {
+      this.msaaView = texture({ size: [width, height], format: "rgba8unorm", sampleCount: samples, usage: GPUTextureUsage.RENDER_ATTACHMENT }).createView();
+      this.resolved = texture({ size: [width, height], format: "rgba8unorm", usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.COPY_SRC });
+      this.resolvedView = this.resolved.createView();
+    }
     const packedBytes = layers * this.imageBytes; // a multiple of 4 since W is
     this.packed = buffer(packedBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     this.readback = buffer(packedBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
@@ -155,6 +169,7 @@ export class BatchRenderer {
       fragment: { module, entryPoint: "fs", targets: [{ format: "rgba8unorm" }] },
       primitive: { topology: "triangle-list", cullMode: "back", frontFace: "ccw" },
       depthStencil: { format: "depth24plus", depthWriteEnabled: true, depthCompare: "less" },
+      multisample: { count: samples },
     });
     this.bindGroup = this.device.createBindGroup({
       layout: bindLayout,
@@ -221,7 +236,11 @@ export class BatchRenderer {
     const layers = nEnv * this.nCam;
     for (let l = 0; l < layers; l++) {
       const pass = encoder.beginRenderPass({
-        colorAttachments: [{ view: this.layerViews[l]!, clearValue: [0, 0, 0, 1], loadOp: "clear", storeOp: "store" }],
+        colorAttachments: [
+          this.msaaView
+            ? { view: this.msaaView, resolveTarget: this.resolvedView, clearValue: [0, 0, 0, 1], loadOp: "clear", storeOp: "discard" }
+            : { view: this.layerViews[l]!, clearValue: [0, 0, 0, 1], loadOp: "clear", storeOp: "store" },
+        ],
         depthStencilAttachment: { view: this.depthView, depthClearValue: 1, depthLoadOp: "clear", depthStoreOp: "discard" },
       });
       pass.setPipeline(this.pipeline);
@@ -231,6 +250,7 @@ export class BatchRenderer {
       const { first, count, runs } = this.drawLists;
       for (let k = l * this.slots; k < l * this.slots + runs[l]!; k++) pass.drawIndexed(count[k]!, 1, first[k]!);
       pass.end();
+      if (this.resolved) encoder.copyTextureToTexture({ texture: this.resolved }, { texture: this.color, origin: [0, 0, l] }, [this.width, this.height, 1]);
     }
     const pass = encoder.beginComputePass();
     pass.setPipeline(this.packPipeline);

@@ -45,37 +45,39 @@ function randomFrames(n: number, seed: number): FramePoses[] {
   });
 }
 
-test("env i of a batch of 16 equals env i rendered alone, byte for byte", async () => {
-  const [W, H] = [64, 64];
-  const frames = randomFrames(16, 7);
-  const batch = new BatchRenderer(gpu, model, { maxEnvs: 16, width: W, height: H });
-  const single = new BatchRenderer(gpu, model, { maxEnvs: 1, width: W, height: H });
-  try {
-    const all = await batch.render(frames);
-    const perEnv = 2 * batch.imageBytes;
-    expect(all.length).toBe(16 * perEnv);
-    for (let i = 0; i < 16; i++) {
-      const alone = await single.render([frames[i]!]);
-      const inBatch = all.subarray(i * perEnv, (i + 1) * perEnv);
-      expect(Buffer.compare(alone, inBatch), `env ${i} differs`).toBe(0);
+for (const samples of [1, 4] as const) {
+  test(`env i of a batch of 16 equals env i rendered alone, byte for byte (${samples} sample(s) per pixel)`, async () => {
+    const [W, H] = [64, 64];
+    const frames = randomFrames(16, 7);
+    const batch = new BatchRenderer(gpu, model, { maxEnvs: 16, width: W, height: H, samples });
+    const single = new BatchRenderer(gpu, model, { maxEnvs: 1, width: W, height: H, samples });
+    try {
+      const all = await batch.render(frames);
+      const perEnv = 2 * batch.imageBytes;
+      expect(all.length).toBe(16 * perEnv);
+      for (let i = 0; i < 16; i++) {
+        const alone = await single.render([frames[i]!]);
+        const inBatch = all.subarray(i * perEnv, (i + 1) * perEnv);
+        expect(Buffer.compare(alone, inBatch), `env ${i} differs`).toBe(0);
+      }
+      // The GPU-resident output (for a WebGPU prefix encoder) holds the same bytes.
+      const onGpu = batch.renderToGpu(frames);
+      expect(Buffer.compare(new Uint8Array(await readBuffer(gpu, onGpu, all.length)), all)).toBe(0);
+      // The comparison means something only if the envs look different and are not empty.
+      const env0 = all.subarray(0, perEnv), env1 = all.subarray(perEnv, 2 * perEnv);
+      expect(Buffer.compare(env0, env1)).not.toBe(0);
+      expect(env0.filter((v) => v > 0).length).toBeGreaterThan(perEnv / 4);
+    } finally {
+      batch.destroy();
+      single.destroy();
     }
-    // The GPU-resident output (for a WebGPU prefix encoder) holds the same bytes.
-    const onGpu = batch.renderToGpu(frames);
-    expect(Buffer.compare(new Uint8Array(await readBuffer(gpu, onGpu, all.length)), all)).toBe(0);
-    // The comparison means something only if the envs look different and are not empty.
-    const env0 = all.subarray(0, perEnv), env1 = all.subarray(perEnv, 2 * perEnv);
-    expect(Buffer.compare(env0, env1)).not.toBe(0);
-    expect(env0.filter((v) => v > 0).length).toBeGreaterThan(perEnv / 4);
-  } finally {
-    batch.destroy();
-    single.destroy();
-  }
-});
+  });
+}
 
 test("1,000 batches reuse their buffers and textures", async () => {
   // Few layers keep the test short (a render pass costs milliseconds on a busy SwiftShader) while a
   // batch still moves 2 × 2 × 64 × 64 × 3 = 48 KiB, so a per-batch leak would show in memory.
-  const renderer = new BatchRenderer(gpu, model, { maxEnvs: 2, width: 64, height: 64 });
+  const renderer = new BatchRenderer(gpu, model, { maxEnvs: 2, width: 64, height: 64, samples: 4 });
   const frames = randomFrames(2, 11);
   const device = gpu.device as unknown as Record<string, unknown>;
   const created: string[] = [];

@@ -52,12 +52,12 @@ function centroid(img: Uint8Array, width: number, height: number) {
   return sw ? { u: su / sw, v: sv / sw } : undefined;
 }
 
-for (const [width, height] of [[128, 128], [224, 160]] as const) {
-  test(`marker projects to the pinhole pixel in both cameras at ${width}×${height}`, async () => {
+for (const [width, height, samples] of [[128, 128, 1], [224, 160, 1], [128, 128, 4]] as const) {
+  test(`marker projects to the pinhole pixel in both cameras at ${width}×${height}, ${samples} sample(s) per pixel`, async () => {
     d.qpos[0] = 0.4; // turn the hand so the wrist camera is oblique
     mj.mj_forward(m, d);
     const model = extractRenderModel(mj, m, d, { cameras: ["agentview", "wrist"] });
-    const renderer = new BatchRenderer(gpu, model, { maxEnvs: 5, width, height });
+    const renderer = new BatchRenderer(gpu, model, { maxEnvs: 5, width, height, samples });
     try {
       for (const [c, cam] of model.cameras.entries()) {
         const camPos = [...d.cam_xpos.subarray(3 * cam.id, 3 * cam.id + 3)];
