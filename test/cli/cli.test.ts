@@ -1,9 +1,12 @@
 // The real CLI in a child process: help, version, config output, doctor, and one-sentence errors.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { parse } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
 import { loadConfig } from "../../src/config/load.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const root = join(import.meta.dir, "..", "..");
 

@@ -1,5 +1,5 @@
 // `dexrl export` end to end on a freshly initialised checkpoint, and its refusal of a broken one.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,9 @@ import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model
 import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const root = join(import.meta.dir, "..", "..");
 const dexrl = (...args: string[]) => {

@@ -1,9 +1,12 @@
 // The exported ONNX prefix and ODE policy, run in ONNX Runtime, against the float64 reference.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { initParameters, type ModelConfig, DEFAULT_MODEL, dims } from "../../src/model/config.ts";
 import { exportPolicyOnnx, exportPrefixOnnx } from "../../src/model/onnx_export.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
 import { refPrefix, refVelocity } from "./reference.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 /** A tiny model with odd sizes: everything the real one has, small enough for a float64 loop. */
 const cfg: ModelConfig = {

@@ -1,11 +1,14 @@
 // The WebGPU policy forward against the float64 reference (the same one the ONNX export meets).
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
 import { DEFAULT_MODEL, dims, initParameters, type ModelConfig } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { refPrefix, refVelocity } from "./reference.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const cfg: ModelConfig = {
   ...DEFAULT_MODEL,

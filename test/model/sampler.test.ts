@@ -1,6 +1,6 @@
 // Flow samplers on the WebGPU policy: agreement with ONNX Runtime and with hand-computed densities,
 // ratio 1 between rollout and recomputed log-probs, and where gradients may flow.
-import { beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
@@ -10,6 +10,9 @@ import { exportPolicyOnnx } from "../../src/model/onnx_export.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { context, logProbValue, sampleActions, type SamplerConfig } from "../../src/model/sampler.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 const cfg: ModelConfig = {
   ...DEFAULT_MODEL,

@@ -1,7 +1,10 @@
 // The ONNX writer: models it builds load in ONNX Runtime and compute what a CPU loop computes.
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { OnnxGraph, OPSET } from "../../src/onnx/graph.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+
+// GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
 
 function rng(seed: number) {
   let s = seed >>> 0;
