@@ -13,18 +13,23 @@ const quick = process.argv.includes("--quick");
 const gpu = await initEngine();
 console.log(`# device: ${gpu.summary.device || gpu.summary.description} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
 
-/** Seconds per call of fn, after one warm-up call, over at least `minTime` seconds. */
-async function time(fn: () => void, minTime = quick ? 0.3 : 1.5): Promise<number> {
+/**
+ * Wall seconds and this process's CPU seconds per call of fn (after a warm-up call), over at least
+ * `minTime` seconds. CPU seconds stay meaningful when other processes share the cores.
+ */
+async function time(fn: () => void, minTime = quick ? 0.3 : 1.5): Promise<{ wall: number; cpu: number }> {
   fn();
   await sync();
   let reps = 0;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   do {
     fn();
     reps++;
     await sync();
   } while (performance.now() - t0 < minTime * 1000);
-  return (performance.now() - t0) / 1000 / reps;
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000 / reps, cpu: (c.user + c.system) / 1e6 / reps };
 }
 
 // Sizes: the action expert at batch 8 × (1 state + 50 action tokens) = 408 rows, width 256,
@@ -44,9 +49,9 @@ for (const s of sizes) {
   const batch = s.batch ?? 1;
   const a = rng.normal(batch > 1 ? [batch, s.M, s.K] : [s.M, s.K]);
   const b = rng.normal(s.transB ? (batch > 1 ? [batch, s.N, s.K] : [s.N, s.K]) : [s.K, s.N]);
-  const sec = await time(() => scope(() => void op.matmul(a, b, { transB: s.transB })));
-  const gflops = (2 * batch * s.M * s.N * s.K) / sec / 1e9;
-  rows.push(`| ${s.name} | ${batch > 1 ? `${batch}×` : ""}${s.M}×${s.N}×${s.K} | ${(sec * 1e3).toFixed(2)} ms | ${gflops.toFixed(2)} |`);
+  const t = await time(() => scope(() => void op.matmul(a, b, { transB: s.transB })));
+  const flop = 2 * batch * s.M * s.N * s.K;
+  rows.push(`| ${s.name} | ${batch > 1 ? `${batch}×` : ""}${s.M}×${s.N}×${s.K} | ${(t.wall * 1e3).toFixed(2)} ms | ${(flop / t.wall / 1e9).toFixed(2)} | ${(flop / t.cpu / 1e9).toFixed(2)} |`);
   console.error(rows.at(-1));
   a.dispose();
   b.dispose();
@@ -55,21 +60,29 @@ for (const s of sizes) {
 // numpy/OpenBLAS on the same machine, same sizes, same run.
 const py = `
 import numpy as np, time, json
+try:
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+except Exception:
+    blas = "unknown BLAS"
 out = []
 for (M, N, K, batch) in ${JSON.stringify(sizes.map((s) => [s.M, s.N, s.K, s.batch ?? 1]))}:
     a = np.random.rand(batch, M, K).astype(np.float32); b = np.random.rand(batch, K, N).astype(np.float32)
     a @ b
-    reps, t0 = 0, time.perf_counter()
+    reps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while True:
         a @ b; reps += 1
         if time.perf_counter() - t0 > ${quick ? 0.3 : 1.0}: break
-    out.append(2 * batch * M * N * K * reps / (time.perf_counter() - t0) / 1e9)
-print(json.dumps(out))`;
-const np = spawnSync("/usr/bin/python3", ["-c", py], { encoding: "utf8" });
-const npGflops: number[] | undefined = np.status === 0 ? JSON.parse(np.stdout) : undefined;
+    flop = 2 * batch * M * N * K * reps
+    out.append([flop / (time.perf_counter() - t0) / 1e9, flop / (time.process_time() - c0) / 1e9])
+print(json.dumps({"blas": f"numpy {np.__version__}, {blas}", "gflops": out}))`;
+// $PYTHON picks the interpreter; a numpy built on OpenBLAS is the meaningful CPU ceiling.
+const np = spawnSync(process.env.PYTHON ?? "python3", ["-c", py], { encoding: "utf8" });
+const npOut: { blas: string; gflops: [number, number][] } | undefined = np.status === 0 ? JSON.parse(np.stdout) : undefined;
+const npGflops = npOut?.gflops;
+console.log(`# CPU ceiling: ${npOut?.blas ?? `numpy unavailable (${np.stderr?.split("\n").at(-2) ?? np.error})`}`);
 
-console.log("\n| matmul | M×N×K | WebGPU time | WebGPU GFLOP/s | numpy GFLOP/s |\n|---|---|---|---|---|");
-rows.forEach((r, i) => console.log(`${r} ${npGflops ? npGflops[i]!.toFixed(1) : "n/a"} |`));
+console.log("\n| matmul | M×N×K | WebGPU time | WebGPU GFLOP/s | WebGPU GFLOP per CPU-s | numpy GFLOP/s | numpy GFLOP per CPU-s |\n|---|---|---|---|---|---|---|");
+rows.forEach((r, i) => console.log(`${r} ${npGflops ? `${npGflops[i]![0].toFixed(1)} | ${npGflops[i]![1].toFixed(1)}` : "n/a | n/a"} |`));
 
 // A transformer block (expert-sized) forward + backward with a cached prefix K/V.
 const [B, Tp, T, C, H, HID] = [8, 64, 51, 256, 4, 1024];
@@ -78,6 +91,7 @@ const block = new TransformerBlock(store, "blk", C, H, HID);
 const prefix = { k: rng.normal([B, H, Tp, C / H]), v: rng.normal([B, H, Tp, C / H]) };
 const x = rng.normal([B, T, C]);
 const mask = attentionMask([Tp, 1, T - 1], { batch: B, queryStart: Tp });
+const loadBefore = (await import("node:os")).loadavg()[0]!;
 const fwd = await time(() => scope(() => void op.noGrad(() => block.forward(x, { mask, prefix }))));
 const fwdBwd = await time(() =>
   scope(() => {
@@ -88,5 +102,10 @@ const fwdBwd = await time(() =>
     }
   }),
 );
-console.log(`\ntransformer block B=${B} T=${T} (+${Tp} prefix keys) C=${C} heads=${H} MLP=${HID}: forward ${(fwd * 1e3).toFixed(1)} ms, forward+backward ${(fwdBwd * 1e3).toFixed(1)} ms`);
+console.log(
+  `\ntransformer block B=${B} T=${T} (+${Tp} prefix keys) C=${C} heads=${H} MLP=${HID}: ` +
+    `forward ${(fwd.wall * 1e3).toFixed(1)} ms (${(fwd.cpu * 1e3).toFixed(0)} CPU-ms), ` +
+    `forward+backward ${(fwdBwd.wall * 1e3).toFixed(1)} ms (${(fwdBwd.cpu * 1e3).toFixed(0)} CPU-ms)`,
+);
+console.log(`load average: ${loadBefore.toFixed(1)} before the block timing, ${(await import("node:os")).loadavg()[0]!.toFixed(1)} after`);
 process.exit(0);

@@ -55,7 +55,7 @@ describe("transformer block", () => {
     expectClose(got.y, G.y, "block y vs torch", 1e-5, 1e-5);
     expectClose(got.dx, G.dx, "block dx vs torch", 1e-5, 1e-5);
     for (const [name, want] of Object.entries(G.grads)) expectClose(got.grads[name]!, want, `block d/d${name} vs torch`, 1e-5, 1e-5);
-  });
+  }, 60_000);
 
   test("gradients match finite differences of the float64 reference", async () => {
     const got = await gpuBlock();
@@ -83,7 +83,7 @@ describe("transformer block", () => {
       });
     expectClose(got.dx, fd(x), "block dx vs finite differences", 1e-4, 1e-4);
     for (const [name, t] of Object.entries(params)) expectClose(got.grads[name]!, fd(t), `block d/d${name} vs finite differences`, 1e-4, 1e-4);
-  });
+  }, 60_000);
 });
 
 describe("AdamW", () => {
