@@ -1,0 +1,69 @@
+// PolicyRunner: raw observations in, executed unnormalised chunks out, the same with either prefix backend.
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { initEngine } from "../../src/gpu/runtime.ts";
+import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
+import { Policy } from "../../src/model/policy.ts";
+import { PolicyRunner } from "../../src/model/runner.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+
+// GPU work on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.
+setDefaultTimeout(60_000);
+
+const tokenizer = Tokenizer.fromTexts(["pick up the black bowl on the stove and place it on the plate"], 12);
+const cfg: ModelConfig = {
+  ...DEFAULT_MODEL,
+  image_size: 16, patch_size: 8, vit_width: 12, vit_depth: 1, vit_heads: 2, vit_mlp: 16,
+  width: 16, depth: 2, heads: 2, head_dim: 6, mlp: 16, expert_width: 12, expert_mlp: 16, horizon: 8,
+  max_text_len: 12, vocab_size: tokenizer.vocabSize,
+};
+let s = 5;
+const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
+const arrays = initParameters(cfg, normal);
+const normStats = {
+  state: { mean: Array.from({ length: 8 }, (_, i) => i * 0.1), std: Array(8).fill(2) },
+  actions: { mean: [0.1, -0.1, 0, 0, 0, 0, -0.5], std: [0.3, 0.3, 0.3, 0.1, 0.1, 0.1, 1] },
+};
+const sampler = { numSteps: 4, method: "flow_sde" as const, noiseLevel: 0.5, chunk: 5, envDim: 7, jointLogprob: false, detachCritic: true };
+const B = 3;
+const obs = {
+  images: Uint8Array.from({ length: B * 2 * 16 * 16 * 3 }, (_, i) => (i * 7) % 256),
+  instructions: ["pick up the black bowl on the stove and place it on the plate", "pick up the black bowl", "an instruction with unknown words"],
+  states: Float32Array.from({ length: B * 8 }, (_, i) => Math.cos(i)),
+};
+
+beforeAll(async () => {
+  await initEngine();
+});
+
+describe("PolicyRunner", () => {
+  test("eval calls are deterministic given the seed, unnormalised, and the same with the ONNX prefix", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const a = await PolicyRunner.create({ policy, normStats, tokenizer, sampler, seed: 3, prefixBackend: "webgpu" });
+    const b = await PolicyRunner.create({ policy, normStats, tokenizer, sampler, seed: 3, prefixBackend: "onnx", prefixParams: arrays });
+    const ra = await a.act(obs, false);
+    const rb = await b.act(obs, false);
+    await b.release();
+    expect(ra.actions.length).toBe(B * 5 * 7);
+    expect(ra.stepIndex).toBe(-1);
+    let diff = 0;
+    for (let i = 0; i < ra.actions.length; i++) diff = Math.max(diff, Math.abs(ra.actions[i]! - rb.actions[i]!));
+    expect(diff).toBeLessThan(1e-4);
+    // actions = x0 · std + mean on the executed part of the chain
+    const K = 4;
+    const H = cfg.horizon;
+    for (let j = 0; j < 7; j++) expect(ra.actions[7 + j]).toBeCloseTo(ra.chain[(K * H + 1) * 7 + j]! * normStats.actions.std[j]! + normStats.actions.mean[j]!, 5);
+  });
+
+  test("train calls explore: a stochastic step in 0…K−1, a non-zero log-prob, different draws each call", async () => {
+    const policy = Policy.fromArrays(cfg, arrays, true);
+    const r = await PolicyRunner.create({ policy, normStats, tokenizer, sampler, seed: 4, prefixBackend: "webgpu" });
+    const x = await r.act(obs, true);
+    const y = await r.act(obs, true);
+    for (const call of [x, y]) {
+      expect(call.stepIndex).toBeGreaterThanOrEqual(0);
+      expect(call.stepIndex).toBeLessThan(4);
+      expect(Array.from(call.logProb).every((v) => v !== 0 && Number.isFinite(v))).toBe(true);
+    }
+    expect(Array.from(x.actions)).not.toEqual(Array.from(y.actions));
+  });
+});
