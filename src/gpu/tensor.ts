@@ -35,6 +35,8 @@ export class Tensor {
   grad: Tensor | undefined;
   /** The tape node that made this tensor, while it is recorded for backward. */
   node: Node | undefined;
+  /** For i32 tensors made from CPU data (token ids): the values, so gathers can plan their backward. */
+  host: Int32Array | undefined;
   private storage: Storage | undefined;
 
   constructor(
@@ -59,6 +61,7 @@ export class Tensor {
     const t = Tensor.empty(shape, kind);
     const typed = kind === "f32" ? Float32Array.from(data) : kind === "i32" ? Int32Array.from(data) : Uint8Array.from(data);
     upload(t.buf, typed);
+    if (typed instanceof Int32Array) t.host = typed;
     return t;
   }
 

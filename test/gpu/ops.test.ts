@@ -137,10 +137,18 @@ describe("norms, gather, layout", () => {
     const rand = rng(12);
     const table = randR(rand, [7, 5]);
     const ids = [3, 0, 6, 3, 3, 1];
-    await check("gather", [table], ([t]) => op.reshape(op.gather(t!, Tensor.from(Int32Array.from(ids), [2, 3])), [6, 5]), {
-      y: ref.gather(table, ids),
-      grads: (dy) => [ref.gatherVjp(table, ids, dy)],
-    });
+    // Ids known on the CPU (grouped backward) and ids that only live on the device (scanning backward).
+    for (const onCpu of [true, false]) {
+      const idsOf = () => {
+        const t = Tensor.from(Int32Array.from(ids), [2, 3]);
+        if (!onCpu) t.host = undefined;
+        return t;
+      };
+      await check(`gather (ids on ${onCpu ? "CPU" : "device"})`, [table], ([t]) => op.reshape(op.gather(t!, idsOf()), [6, 5]), {
+        y: ref.gather(table, ids),
+        grads: (dy) => [ref.gatherVjp(table, ids, dy)],
+      });
+    }
   });
 
   test("slice, concat, permute, transpose, reshape", async () => {

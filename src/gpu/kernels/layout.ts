@@ -100,10 +100,15 @@ fn main(${GRID_BUILTINS}) {
   return y;
 }
 
-/** dtable[v, c] = Σ_{n: ids[n] = v} dy[n, c]; one invocation per table entry, no atomics. */
+/**
+ * dtable[v, c] = Σ_{n: ids[n] = v} dy[n, c], without atomics. With the ids known on the CPU (token
+ * ids usually are), positions are grouped by id first and each (id, c) sums only its own rows:
+ * O(N·C). Otherwise each table entry scans all ids: O(V·C·N), fine for small tables only.
+ */
 export function gatherGrad(ids: Tensor, dy: Tensor, V: number): Tensor {
   const C = dy.shape.at(-1)!;
   const N = ids.size;
+  if (ids.host) return gatherGradGrouped(ids.host, dy, V, C);
   const dt = Tensor.empty([V, C]);
   const k = kernel({
     name: "gather_grad",
@@ -162,4 +167,41 @@ fn main(${GRID_BUILTINS}) {
   });
   dispatch(k, [images.buf, y.buf], [y.size, H, W, C, p, scale, offset], grid(y.size));
   return y;
+}
+
+function gatherGradGrouped(host: Int32Array, dy: Tensor, V: number, C: number): Tensor {
+  const clampId = (v: number) => Math.min(Math.max(v, 0), V - 1);
+  const order = Int32Array.from(host.keys()).sort((a, b) => clampId(host[a]!) - clampId(host[b]!));
+  const uniq: number[] = [];
+  const starts: number[] = [];
+  order.forEach((n, p) => {
+    const v = clampId(host[n]!);
+    if (uniq.at(-1) !== v) {
+      uniq.push(v);
+      starts.push(p);
+    }
+  });
+  starts.push(order.length);
+  const dt = zeros([V, C]);
+  const plan = Tensor.from(Int32Array.from([...order, ...starts, ...uniq]), [order.length + starts.length + uniq.length], "i32");
+  const k = kernel({
+    name: "gather_grad_grouped",
+    bindings: [{ name: "Plan", access: "r", type: "array<i32>" }, { name: "DY", access: "r" }, { name: "DT", access: "w" }],
+    params: ["U:u32", "C:u32", "N:u32"],
+    body: `
+@compute @workgroup_size(64)
+fn main(${GRID_BUILTINS}) {
+  let j = ${flatIndex()};
+  if (j >= P.U * P.C) { return; }
+  let u = j / P.C;
+  let c = j % P.C;
+  // Plan = [order (N) | starts (U + 1) | ids (U)]
+  var s = 0.0;
+  for (var p = Plan[P.N + u]; p < Plan[P.N + u + 1u]; p++) { s += DY[u32(Plan[p]) * P.C + c]; }
+  DT[u32(Plan[P.N + P.U + 1u + u]) * P.C + c] = s;
+}`,
+  });
+  dispatch(k, [plan.buf, dy.buf, dt.buf], [uniq.length, C, order.length], grid(uniq.length * C));
+  plan.dispose();
+  return dt;
 }
