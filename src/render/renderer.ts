@@ -1,11 +1,13 @@
 // Batched WebGPU renderer: every env × every camera of a step in one command submission, into an
-// rgba8unorm texture array, packed on the GPU into RGB bytes [N_env, N_cam, H, W, 3] (upright: row 0
-// is the top of the image, column 0 its left; LIBERO's 180° flip is NOT applied, anywhere in dexrl).
+// rgba8unorm texture array, read back once as RGB bytes [N_env, N_cam, H, W, 3] or packed on the GPU
+// (upright: row 0 is the top of the image, column 0 its left; LIBERO's 180° flip is NOT applied,
+// anywhere in dexrl).
 import { DexrlError, usageError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type RenderModel, VERTEX_BYTES } from "./model.ts";
 import { DrawLists, type Projection } from "./cull.ts";
-import { MAX_CAMERAS, packWgsl, rasterWgsl } from "./shaders.ts";
+import { RgbPacker } from "./pack.ts";
+import { MAX_CAMERAS, rasterWgsl } from "./shaders.ts";
 
 /** The world poses of one env at one instant, as MjData holds them or the vectorized env copies them. */
 export interface FramePoses {
@@ -57,12 +59,11 @@ export class BatchRenderer {
   // into a layer of the array gave sheared images on SwiftShader).
   private readonly resolved?: GPUTexture;
   private readonly resolvedView?: GPUTextureView;
-  private readonly packed: GPUBuffer; // u8 [maxEnvs, N_cam, H, W, 3] as array<u32>
-  private readonly readback: GPUBuffer; // MAP_READ copy of `packed`
+  private readonly rowPitch: number; // bytes per texture row in `readback`: W·4 rounded up to 256
+  private readonly readback: GPUBuffer; // MAP_READ u8 [maxEnvs·N_cam, H, rowPitch], RGBA
+  private packer?: RgbPacker; // made on the first renderToGpu
   private readonly pipeline: GPURenderPipeline;
   private readonly bindGroup: GPUBindGroup;
-  private readonly packPipeline: GPUComputePipeline;
-  private readonly packBindGroup: GPUBindGroup;
   private readonly vertexBuffer: GPUBuffer;
   private readonly indexBuffer: GPUBuffer;
   private readonly owned: (GPUBuffer | GPUTexture)[] = [];
@@ -117,7 +118,7 @@ export class BatchRenderer {
     this.color = texture({
       size: [width, height, layers],
       format: "rgba8unorm",
-      usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_SRC | GPUTextureUsage.COPY_DST,
     });
     this.layerViews = Array.from({ length: layers }, (_, l) =>
       this.color.createView({ dimension: "2d", baseArrayLayer: l, arrayLayerCount: 1 }),
@@ -128,9 +129,8 @@ export class BatchRenderer {
       this.resolved = texture({ size: [width, height], format: "rgba8unorm", usage: GPUTextureUsage.RENDER_ATTACHMENT | GPUTextureUsage.COPY_SRC });
       this.resolvedView = this.resolved.createView();
     }
-    const packedBytes = layers * this.imageBytes; // a multiple of 4 since W is
-    this.packed = buffer(packedBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    this.readback = buffer(packedBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.rowPitch = Math.ceil((width * 4) / 256) * 256; // copyTextureToBuffer's row alignment
+    this.readback = buffer(layers * height * this.rowPitch, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
 
     const sceneUniform = buffer(SCENE_FLOATS * 4, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.device.queue.writeBuffer(sceneUniform, 0, this.sceneData());
@@ -180,17 +180,6 @@ export class BatchRenderer {
       ],
     });
 
-    this.packPipeline = this.device.createComputePipeline({
-      layout: "auto",
-      compute: { module: this.device.createShaderModule({ code: packWgsl }), entryPoint: "main" },
-    });
-    this.packBindGroup = this.device.createBindGroup({
-      layout: this.packPipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: this.color.createView({ dimension: "2d-array" }) },
-        { binding: 1, resource: { buffer: this.packed } },
-      ],
-    });
   }
 
   private own<T extends GPUBuffer | GPUTexture>(r: T): T {
@@ -231,7 +220,7 @@ export class BatchRenderer {
     this.device.queue.writeBuffer(this.poseBuffer, 0, out, 0, (n * this.poseStride) / 4);
   }
 
-  /** Records the draws of the first `nEnv` envs and the RGB packing into `encoder`. */
+  /** Records the draws of the first `nEnv` envs into `encoder`. */
   encode(encoder: GPUCommandEncoder, nEnv: number): void {
     const layers = nEnv * this.nCam;
     for (let l = 0; l < layers; l++) {
@@ -252,11 +241,6 @@ export class BatchRenderer {
       pass.end();
       if (this.resolved) encoder.copyTextureToTexture({ texture: this.resolved }, { texture: this.color, origin: [0, 0, l] }, [this.width, this.height, 1]);
     }
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(this.packPipeline);
-    pass.setBindGroup(0, this.packBindGroup);
-    pass.dispatchWorkgroups(Math.ceil(this.width / 32), Math.ceil(this.height / 8), layers);
-    pass.end();
   }
 
   /**
@@ -268,8 +252,10 @@ export class BatchRenderer {
     this.upload(frames);
     const encoder = this.device.createCommandEncoder();
     this.encode(encoder, frames.length);
+    this.packer ??= new RgbPacker(this.device, this.color, this.width, this.height, this.maxEnvs * this.nCam);
+    this.packer.encode(encoder, frames.length * this.nCam);
     this.device.queue.submit([encoder.finish()]);
-    return this.packed;
+    return this.packer.buffer;
   }
 
   /** Renders one batch and reads it back: u8 RGB [frames.length, N_cam, H, W, 3], upright. */
@@ -277,30 +263,52 @@ export class BatchRenderer {
     this.upload(frames);
     const encoder = this.device.createCommandEncoder();
     this.encode(encoder, frames.length);
-    const bytes = frames.length * this.nCam * this.imageBytes;
-    encoder.copyBufferToBuffer(this.packed, 0, this.readback, 0, bytes);
+    this.encodeCopy(encoder, frames.length);
     this.device.queue.submit([encoder.finish()]);
-    return this.mapReadback(bytes);
+    return this.mapReadback(frames.length);
   }
 
-  /** Copies the packed images of the last submitted batch to the CPU (for timing the readback alone). */
+  /** Reads back the images of the last submitted batch (to time the readback alone). */
   async read(nEnv: number): Promise<Uint8Array> {
-    const bytes = nEnv * this.nCam * this.imageBytes;
     const encoder = this.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(this.packed, 0, this.readback, 0, bytes);
+    this.encodeCopy(encoder, nEnv);
     this.device.queue.submit([encoder.finish()]);
-    return this.mapReadback(bytes);
+    return this.mapReadback(nEnv);
   }
 
-  private async mapReadback(bytes: number): Promise<Uint8Array> {
+  private encodeCopy(encoder: GPUCommandEncoder, nEnv: number): void {
+    encoder.copyTextureToBuffer(
+      { texture: this.color },
+      { buffer: this.readback, bytesPerRow: this.rowPitch, rowsPerImage: this.height },
+      [this.width, this.height, nEnv * this.nCam],
+    );
+  }
+
+  /**
+   * Maps the RGBA rows and keeps R, G, B: on SwiftShader this loop on the CPU is many times faster
+   * than the packing kernel, and on a GPU it costs little next to the copy.
+   */
+  private async mapReadback(nEnv: number): Promise<Uint8Array> {
+    const rows = nEnv * this.nCam * this.height;
+    const bytes = rows * this.rowPitch;
     await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
-    const out = new Uint8Array(this.readback.getMappedRange(0, bytes).slice(0));
+    const src = new Uint8Array(this.readback.getMappedRange(0, bytes));
+    const out = new Uint8Array(rows * this.width * 3);
+    for (let r = 0; r < rows; r++) {
+      let s = r * this.rowPitch, d = r * this.width * 3;
+      for (let x = 0; x < this.width; x++, s += 4, d += 3) {
+        out[d] = src[s]!;
+        out[d + 1] = src[s + 1]!;
+        out[d + 2] = src[s + 2]!;
+      }
+    }
     this.readback.unmap();
     this.gpu.check();
     return out;
   }
 
   destroy(): void {
+    this.packer?.destroy();
     for (const r of this.owned) r.destroy();
     this.owned.length = 0;
   }

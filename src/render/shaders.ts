@@ -1,5 +1,5 @@
-// WGSL of the renderer: the raster pipeline (MuJoCo camera model and OpenGL-style lighting, as
-// MuJoCo's own renderer does it) and the kernel that packs RGBA layers into tight RGB bytes.
+// WGSL of the renderer's raster pipeline: MuJoCo's camera model and OpenGL-style lighting, as
+// MuJoCo's own renderer does it, specialised to one render model.
 import type { RenderModel } from "./model.ts";
 
 /** Cameras one renderer can draw per env. */
@@ -117,32 +117,3 @@ fn fs(in: VsOut) -> @location(0) vec4f {
 }
 `;
 }
-
-/**
- * Packs an rgba8unorm texture array [L, H, W] into bytes [L, H, W, 3] read as array<u32>: one
- * invocation writes 4 pixels = 12 bytes = 3 words (W must be a multiple of 4).
- */
-export const packWgsl = /* wgsl */ `
-@group(0) @binding(0) var src: texture_2d_array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-
-fn byte(v: f32) -> u32 { return u32(round(clamp(v, 0.0, 1.0) * 255.0)); }
-
-@compute @workgroup_size(8, 8, 1)
-fn main(@builtin(global_invocation_id) id: vec3u) {
-  let size = textureDimensions(src);
-  let quads = size.x / 4u;
-  if (id.x >= quads || id.y >= size.y) { return; }
-  var b: array<u32, 12>;
-  for (var p = 0u; p < 4u; p++) {
-    let c = textureLoad(src, vec2u(4u * id.x + p, id.y), id.z, 0);
-    b[3u * p] = byte(c.r);
-    b[3u * p + 1u] = byte(c.g);
-    b[3u * p + 2u] = byte(c.b);
-  }
-  let w = ((id.z * size.y + id.y) * quads + id.x) * 3u;
-  for (var k = 0u; k < 3u; k++) {
-    dst[w + k] = b[4u * k] | (b[4u * k + 1u] << 8u) | (b[4u * k + 2u] << 16u) | (b[4u * k + 3u] << 24u);
-  }
-}
-`;
