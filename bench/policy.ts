@@ -10,11 +10,12 @@ import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from
 import { OnnxPrefix } from "../src/model/onnx_prefix.ts";
 import { Policy } from "../src/model/policy.ts";
 import { context, logProbValue, sampleActions, type SamplerConfig } from "../src/model/sampler.ts";
+import { Rng as CpuRng } from "../src/sim/math.ts";
 
 const gpu = await initEngine();
 const c: ModelConfig = { ...DEFAULT_MODEL, vocab_size: 400 };
-let s = 7;
-const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
+const cpuRng = new CpuRng(7);
+const normal = () => cpuRng.normal();
 const arrays = initParameters(c, normal);
 const policy = Policy.fromArrays(c, arrays, true);
 const onnx = await OnnxPrefix.create(c, arrays);

@@ -4,10 +4,11 @@ import { cpus } from "node:os";
 import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from "../src/model/config.ts";
 import { exportPolicyOnnx, exportPrefixOnnx } from "../src/model/onnx_export.ts";
 import { loadOnnxRuntime } from "../src/onnx/runtime.ts";
+import { Rng as CpuRng } from "../src/sim/math.ts";
 
 const c: ModelConfig = { ...DEFAULT_MODEL, vocab_size: 400 };
-let s = 7;
-const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
+const cpuRng = new CpuRng(7);
+const normal = () => cpuRng.normal();
 const params = initParameters(c, normal);
 const count = (pred: (n: string) => boolean) => [...parameterShapes(c)].filter(([n]) => pred(n)).reduce((a, [, sh]) => a + sh.reduce((x, y) => x * y, 1), 0);
 const stats = { state: { mean: Array(8).fill(0), std: Array(8).fill(1) }, actions: { mean: Array(7).fill(0), std: Array(7).fill(1) } };

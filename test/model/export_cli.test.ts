@@ -3,10 +3,10 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
 import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+import { perturbedParams, tinyModel } from "./helpers.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
@@ -19,11 +19,9 @@ const dexrl = (...args: string[]) => {
 
 function tinyCheckpoint(dir: string) {
   const tokenizer = Tokenizer.fromTexts(["pick up the black bowl and place it on the plate"], 10);
-  const config: ModelConfig = { ...DEFAULT_MODEL, image_size: 16, patch_size: 8, vit_width: 16, vit_heads: 2, vit_mlp: 16, width: 16, depth: 2, heads: 2, head_dim: 8, mlp: 16, expert_width: 16, expert_mlp: 16, horizon: 8, max_text_len: 10, vocab_size: tokenizer.vocabSize };
-  let s = 1;
-  const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
+  const config = tinyModel({ max_text_len: 10, vocab_size: tokenizer.vocabSize });
   const ones = (n: number) => ({ mean: Array(n).fill(0), std: Array(n).fill(1) });
-  savePolicyCheckpoint(dir, { config, params: initParameters(config, normal), normStats: { state: ones(8), actions: ones(7) }, tokenizer });
+  savePolicyCheckpoint(dir, { config, params: perturbedParams(config, 1), normStats: { state: ones(8), actions: ones(7) }, tokenizer });
   return config;
 }
 

@@ -1,47 +1,24 @@
 // The exported ONNX prefix and ODE policy, run in ONNX Runtime, against the float64 reference.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { initParameters, type ModelConfig, DEFAULT_MODEL, dims } from "../../src/model/config.ts";
+import { dims } from "../../src/model/config.ts";
 import { exportPolicyOnnx, exportPrefixOnnx } from "../../src/model/onnx_export.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { refPrefix, refVelocity } from "./reference.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-/** A tiny model with odd sizes: everything the real one has, small enough for a float64 loop. */
-const cfg: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 12,
-  patch_size: 4,
-  num_images: 2,
-  vit_width: 12,
-  vit_depth: 2,
-  vit_heads: 3,
-  vit_mlp: 20,
-  width: 16,
-  depth: 2,
-  heads: 2,
-  head_dim: 5,
-  mlp: 24,
-  vocab_size: 30,
-  max_text_len: 7,
-  expert_width: 10,
-  expert_mlp: 14,
-  state_dim: 8,
-  action_dim: 7,
-  horizon: 6,
-};
-
-function gaussian(seed: number) {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+/** Odd sizes everywhere, small enough for a float64 loop. */
+const cfg = tinyModel({
+  image_size: 12, patch_size: 4, vit_width: 12, vit_depth: 2, vit_heads: 3, vit_mlp: 20,
+  width: 16, depth: 2, heads: 2, head_dim: 5, mlp: 24, vocab_size: 30, max_text_len: 7,
+  expert_width: 10, expert_mlp: 14, horizon: 6,
+});
 
 const B = 2;
 const normal = gaussian(11);
-// Larger-than-init weights so every path (attention masks included) moves the outputs.
-const params = new Map([...initParameters(cfg, normal)].map(([n, a]) => [n, a.map((v) => (n.includes("norm") || n.includes(".ln") ? v + 0.2 * normal() : v + 0.1 * normal()))]));
+const params = perturbedParams(cfg, 11);
 const d = dims(cfg);
 const images = Uint8Array.from({ length: B * cfg.num_images * cfg.image_size ** 2 * 3 }, (_, i) => (i * 37 + (i >> 5) * 11) % 256);
 const ids = [1, 5, 9, 12, 2, 0, 0, 1, 7, 2, 0, 0, 0, 0]; // [B, L]

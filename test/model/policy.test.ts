@@ -3,32 +3,24 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
-import { DEFAULT_MODEL, dims, initParameters, type ModelConfig } from "../../src/model/config.ts";
+import { dims } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
+import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { refPrefix, refVelocity } from "./reference.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-const cfg: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 12, patch_size: 4, num_images: 2,
-  vit_width: 12, vit_depth: 2, vit_heads: 3, vit_mlp: 20,
-  width: 16, depth: 2, heads: 2, head_dim: 5, mlp: 24,
-  vocab_size: 30, max_text_len: 7, expert_width: 10, expert_mlp: 14, horizon: 6,
-};
-
-function gaussian(seed: number) {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
+const cfg = tinyModel({
+  image_size: 12, patch_size: 4, vit_width: 12, vit_depth: 2, vit_heads: 3, vit_mlp: 20,
+  head_dim: 5, mlp: 24, vocab_size: 30, max_text_len: 7, expert_width: 10, expert_mlp: 14, horizon: 6,
+});
 
 describe("WebGPU policy forward", () => {
   test("prefix K/V and expert velocity match the float64 reference", async () => {
     await initEngine();
     const normal = gaussian(5);
-    const arrays = new Map([...initParameters(cfg, normal)].map(([n, a]) => [n, a.map((v) => v + 0.1 * normal())]));
+    const arrays = perturbedParams(cfg, 5);
     const d = dims(cfg);
     const B = 2;
     const images = Uint8Array.from({ length: B * 2 * 12 * 12 * 3 }, (_, i) => (i * 37 + (i >> 5) * 11) % 256);

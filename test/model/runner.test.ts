@@ -1,24 +1,17 @@
 // PolicyRunner: raw observations in, executed unnormalised chunks out, the same with either prefix backend.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { initEngine } from "../../src/gpu/runtime.ts";
-import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { PolicyRunner } from "../../src/model/runner.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { perturbedParams, tinyModel } from "./helpers.ts";
 
 // GPU work on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
 const tokenizer = Tokenizer.fromTexts(["pick up the black bowl on the stove and place it on the plate"], 12);
-const cfg: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 16, patch_size: 8, vit_width: 12, vit_depth: 1, vit_heads: 2, vit_mlp: 16,
-  width: 16, depth: 2, heads: 2, head_dim: 6, mlp: 16, expert_width: 12, expert_mlp: 16, horizon: 8,
-  max_text_len: 12, vocab_size: tokenizer.vocabSize,
-};
-let s = 5;
-const normal = () => ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 3.4;
-const arrays = initParameters(cfg, normal);
+const cfg = tinyModel({ max_text_len: 12, vocab_size: tokenizer.vocabSize });
+const arrays = perturbedParams(cfg, 5);
 const normStats = {
   state: { mean: Array.from({ length: 8 }, (_, i) => i * 0.1), std: Array(8).fill(2) },
   actions: { mean: [0.1, -0.1, 0, 0, 0, 0, -0.5], std: [0.3, 0.3, 0.3, 0.1, 0.1, 0.1, 1] },

@@ -4,39 +4,22 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
-import { DEFAULT_MODEL, initParameters, isPrefixParameter, type ModelConfig } from "../../src/model/config.ts";
+import { isPrefixParameter, type ModelConfig } from "../../src/model/config.ts";
 import { gaussianLogProb, stepMean, stepWeights, timeGrid } from "../../src/model/flow.ts";
 import { exportPolicyOnnx } from "../../src/model/onnx_export.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { context, logProbValue, sampleActions, type SamplerConfig } from "../../src/model/sampler.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
+import { normalSource, perturbedParams, tinyModel } from "./helpers.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-const cfg: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 16, patch_size: 8, num_images: 2,
-  vit_width: 12, vit_depth: 1, vit_heads: 2, vit_mlp: 16,
-  width: 16, depth: 2, heads: 2, head_dim: 6, mlp: 16,
-  vocab_size: 20, max_text_len: 5, expert_width: 12, expert_mlp: 16, horizon: 8,
-  add_noise_head: true,
-};
+const cfg = tinyModel({ add_noise_head: true });
 const B = 3;
 const K = 4;
 
-function gaussian(seed: number) {
-  let s = seed >>> 0;
-  const u = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 2 ** 32;
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
-const normalSource = (seed: number) => {
-  const g = gaussian(seed);
-  return (shape: number[]) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, g), shape);
-};
-
-const g0 = gaussian(3);
-const arrays = new Map([...initParameters(cfg, g0)].map(([n, a]) => [n, a.map((v) => v + 0.1 * g0())]));
+const arrays = perturbedParams(cfg, 3);
 const images = Uint8Array.from({ length: B * 2 * 16 * 16 * 3 }, (_, i) => (i * 29 + (i >> 6) * 7) % 256);
 const ids = [1, 4, 7, 2, 0, 1, 9, 2, 0, 0, 1, 3, 5, 8, 2];
 const mask = ids.map((v, i) => (v !== 0 || i % 5 === 0 ? 1 : 0));
@@ -212,8 +195,7 @@ describe("prefix on ONNX Runtime", () => {
 describe("value_after_vlm", () => {
   test("the value comes from the pooled prefix: same in ONNX Runtime and WebGPU, and only the value head learns from it", async () => {
     const vcfg: ModelConfig = { ...cfg, value_after_vlm: true };
-    const g1 = gaussian(12);
-    const varrays = new Map([...initParameters(vcfg, g1)].map(([n, a]) => [n, a.map((v) => v + 0.1 * g1())]));
+    const varrays = perturbedParams(vcfg, 12);
     expect(varrays.get("value_head.weight")!.length).toBe(vcfg.width);
     const { OnnxPrefix } = await import("../../src/model/onnx_prefix.ts");
     const onnx = await OnnxPrefix.create(vcfg, varrays);

@@ -6,29 +6,24 @@ import { AdamW } from "../../src/gpu/optim.ts";
 import { Rng } from "../../src/gpu/random.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
-import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
+import { initParameters } from "../../src/model/config.ts";
 import { computeLoss, sampleFlowTimes } from "../../src/model/loss.ts";
 import { computeStats, normalize, unnormalize } from "../../src/model/normalize.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { context, sampleActions } from "../../src/model/sampler.ts";
+import { Rng as CpuRng } from "../../src/sim/math.ts";
+import { gaussian, tinyModel } from "./helpers.ts";
 
-const cfg: ModelConfig = {
-  ...DEFAULT_MODEL,
-  image_size: 16, patch_size: 8, num_images: 1,
-  vit_width: 16, vit_depth: 1, vit_heads: 2, vit_mlp: 32,
-  width: 16, depth: 2, heads: 2, head_dim: 8, mlp: 32,
+const cfg = tinyModel({
+  num_images: 1, vit_width: 16, vit_mlp: 32, head_dim: 8, mlp: 32,
   vocab_size: 16, max_text_len: 4, expert_width: 32, expert_mlp: 64, horizon: 4,
-};
+});
 
-function mulberry(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Uniform [0, 1) draws from a seeded stream. */
+const uniform = (seed: number) => {
+  const r = new CpuRng(seed);
+  return () => r.next();
+};
 
 beforeAll(async () => {
   await initEngine();
@@ -36,7 +31,7 @@ beforeAll(async () => {
 
 describe("flow matching", () => {
   test("flow times follow Beta(1.5, 1)·0.999 + 0.001: range and mean 0.6·0.999 + 0.001", () => {
-    const t = sampleFlowTimes(20000, mulberry(1));
+    const t = sampleFlowTimes(20000, uniform(1));
     expect(Math.min(...t)).toBeGreaterThanOrEqual(0.001);
     expect(Math.max(...t)).toBeLessThan(1);
     const mean = t.reduce((a, b) => a + b, 0) / t.length;
@@ -44,8 +39,8 @@ describe("flow matching", () => {
   });
 
   test("a tiny model overfits one (observation, action chunk) pair; its ODE sample reproduces the chunk", async () => {
-    const u = mulberry(3);
-    const normal = () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+    const u = uniform(3);
+    const normal = gaussian(3);
     // train_expert_only: the prefix of the one observation is computed once, as in RL rollouts.
     const policy = Policy.fromArrays(cfg, initParameters(cfg, normal), true);
     const trainable = [...policy.params].filter(([, t]) => t.requiresGrad);
