@@ -20,14 +20,15 @@ export interface RenderCamera {
 }
 
 export interface RenderLight {
-  directional: boolean;
+  /** MuJoCo's light types; an image light (a spot projecting a texture) is drawn as a plain spot. */
+  kind: "spot" | "directional" | "point";
   pos: number[]; // world position (3), taken when the model was extracted
   dir: number[]; // world direction the light points to (3), unit
   ambient: number[];
   diffuse: number[];
   specular: number[];
   attenuation: number[]; // OpenGL constant, linear, quadratic
-  cutoff: number; // spot half-angle, degrees (spot lights only)
+  cutoff: number; // spot half-angle, degrees (spot lights)
   exponent: number; // spot exponent
 }
 
@@ -76,9 +77,7 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
   for (let g = 0; g < m.ngeom; g++) {
     const rgba = geomRgba(m, g);
     if (!groups.has(m.geom_group[g]) || rgba[3] === 0) continue;
-    const mesh = geomMesh(m, g);
-    if (!mesh) continue;
-    meshes.push({ mesh, rgba, material: geomMaterial(m, g) });
+    meshes.push({ mesh: geomMesh(m, g), rgba, material: geomMaterial(m, g) });
     geomIds.push(g);
   }
   const { vertices, indices, firstIndex, indexCount } = interleave(meshes);
@@ -91,8 +90,9 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
   const lights: RenderLight[] = [];
   for (let i = 0; i < m.nlight && lights.length < MAX_LIGHTS; i++) {
     if (!m.light_active[i]) continue;
+    const type = m.light_type[i];
     lights.push({
-      directional: m.light_type[i] === mj.mjtLightType.mjLIGHT_DIRECTIONAL.value,
+      kind: type === mj.mjtLightType.mjLIGHT_DIRECTIONAL.value ? "directional" : type === mj.mjtLightType.mjLIGHT_POINT.value ? "point" : "spot",
       pos: [...data.light_xpos.subarray(3 * i, 3 * i + 3)],
       dir: [...data.light_xdir.subarray(3 * i, 3 * i + 3)],
       ambient: [...m.light_ambient.subarray(3 * i, 3 * i + 3)],
@@ -150,7 +150,7 @@ function geomMaterial(m: MjModel, g: number): number[] {
   return [m.mat_specular[mat], m.mat_shininess[mat], m.mat_emission[mat]];
 }
 
-function geomMesh(m: MjModel, g: number): GeomMesh | undefined {
+function geomMesh(m: MjModel, g: number): GeomMesh {
   const s = m.geom_size.subarray(3 * g, 3 * g + 3);
   // Cells of an eighth of the scene's extent: a table top gets a few, an object's face one.
   const sub = { maxQuads: Math.max(1, m.vis.quality.numquads), cell: m.stat.extent / 8 };

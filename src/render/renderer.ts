@@ -43,7 +43,7 @@ export class BatchRenderer {
   readonly width: number;
   readonly height: number;
   readonly maxEnvs: number;
-  /** Bytes of one image (H·W·3) and of one env's images (N_cam·H·W·3). */
+  /** Bytes of one image, H·W·3; env e's camera c starts at (e·N_cam + c)·imageBytes. */
   readonly imageBytes: number;
   private readonly device: GPUDevice;
   private readonly slots: number; // S: drawn geoms
@@ -144,7 +144,7 @@ export class BatchRenderer {
     const bindLayout = this.device.createBindGroupLayout({
       entries: [
         { binding: 0, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform", hasDynamicOffset: true } },
-        { binding: 1, visibility: GPUShaderStage.VERTEX | GPUShaderStage.FRAGMENT, buffer: { type: "uniform" } },
+        { binding: 1, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform" } },
         { binding: 2, visibility: GPUShaderStage.VERTEX, buffer: { type: "uniform", hasDynamicOffset: true } },
       ],
     });
@@ -179,7 +179,6 @@ export class BatchRenderer {
         { binding: 2, resource: { buffer: layerUniform, size: 4 } },
       ],
     });
-
   }
 
   private own<T extends GPUBuffer | GPUTexture>(r: T): T {

@@ -18,13 +18,13 @@ function lightingWgsl(model: RenderModel): string {
   if (h.active) terms.push(`color += shade(n, v, headlight, ${vec3(h.ambient)}, ${vec3(h.diffuse)}, ${vec3(h.specular)}, rgb, material);`);
   for (const l of model.lights) {
     const colours = `${vec3(l.ambient)}, ${vec3(l.diffuse)}, ${vec3(l.specular)}`;
-    if (l.directional) {
+    if (l.kind === "directional") {
       terms.push(`color += shade(n, v, ${vec3(l.dir.map((x) => -x))}, ${colours}, rgb, material);`);
       continue;
     }
     const [a0, a1, a2] = l.attenuation;
-    // A cutoff of 180° or more is OpenGL's "no cone": a point light.
-    const spot = l.cutoff < 180
+    // OpenGL's spot cone: no light beyond the cutoff angle, cos^exponent falloff inside it.
+    const spot = l.kind === "spot"
       ? `let cos_spot = dot(-l, ${vec3(l.dir)}); gain *= select(0.0, pow(max(cos_spot, 0.0), ${l.exponent.toFixed(7)}), cos_spot >= ${Math.cos((l.cutoff * Math.PI) / 180).toFixed(7)});`
       : "";
     terms.push(`{

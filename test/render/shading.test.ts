@@ -80,3 +80,52 @@ test("lit faces of a box have the colour of the lighting equation (ambient + dif
     m.delete();
   }
 });
+
+test("point lights fall off with OpenGL's attenuation; spot lights light only inside their cone", async () => {
+  // A camera looks straight down on two small boxes; light 1 is a point light above box A with
+  // inverse-square attenuation, light 2 (in a second model) a narrow spot aimed at box A only.
+  const rgb = [0.8, 0.6, 0.4];
+  const scene = (light: string) => `<mujoco>
+    <visual><headlight active="0"/></visual>
+    <asset><material name="matte" specular="0"/></asset>
+    <worldbody>
+      ${light}
+      <camera name="eye" pos="0 0 4" fovy="30"/>
+      <geom name="A" type="box" pos="-0.3 0 1.95" size="0.05 0.05 0.05" rgba="${rgb.join(" ")} 1" material="matte"/>
+      <geom name="B" type="box" pos="0.4 0 0.95" size="0.05 0.05 0.05" rgba="${rgb.join(" ")} 1" material="matte"/>
+    </worldbody>
+  </mujoco>`;
+  const lightPos = [-0.3, 0, 3];
+  const topOf = { A: [-0.3, 0, 2], B: [0.4, 0, 1] };
+  const renderTops = async (light: string) => {
+    const { mj, m, d } = await compile(scene(light));
+    const renderer = new BatchRenderer(gpu, extractRenderModel(mj, m, d, { cameras: ["eye"] }), { maxEnvs: 1, width: W, height: H });
+    try {
+      const images = await renderer.render([framePoses(d)]);
+      return Object.fromEntries(
+        Object.entries(topOf).map(([name, p]) => {
+          const at = pinhole(p, d.cam_xpos, d.cam_xmat, 30, W, H);
+          return [name, pixel(images, 0, W, H, Math.floor(at.u), Math.floor(at.v))];
+        }),
+      ) as Record<"A" | "B", number[]>;
+    } finally {
+      renderer.destroy();
+      d.delete();
+      m.delete();
+    }
+  };
+
+  const point = await renderTops(`<light type="point" pos="${lightPos.join(" ")}" diffuse="1 1 1" ambient="0 0 0" specular="0 0 0" attenuation="0 0 1"/>`);
+  for (const [name, p] of Object.entries(topOf) as ["A" | "B", number[]][]) {
+    const toLight = lightPos.map((v, i) => v - p[i]!);
+    const dist = Math.hypot(...toLight);
+    const ndl = toLight[2]! / dist; // the top face's normal is +z
+    const want = rgb.map((c) => (255 * c * ndl) / dist ** 2);
+    point[name].forEach((g, c) => expect(Math.abs(g - want[c]!), `box ${name} channel ${c}: ${g} vs ${want[c]!.toFixed(1)}`).toBeLessThanOrEqual(3));
+  }
+
+  // The spot's 10° cone reaches box A (straight below) but not box B (37° off its axis).
+  const spot = await renderTops(`<light type="spot" pos="${lightPos.join(" ")}" dir="0 0 -1" cutoff="10" exponent="1" diffuse="1 1 1" ambient="0.3 0.3 0.3" specular="0 0 0"/>`);
+  expect(spot.A[0]).toBeGreaterThan(200);
+  expect(spot.B).toEqual([0, 0, 0]);
+});
