@@ -26,13 +26,11 @@ function intArg(name: string, value: string, min: number, max: number): number {
 export default defineCommand({
   meta: {
     name: "render",
-    description:
-      "Write the agentview and wrist camera images of a LIBERO-Spatial task's initial state (after the objects settle) as PNG files. " +
-      "Images are upright (row 0 at the top); LIBERO's 180° flip is not applied, here or in training.",
+    description: "Write a task's agentview and wrist images (after the objects settle) as PNG: upright, LIBERO's 180° flip not applied",
     examples: ["dexrl render --task 4", "dexrl render --task 0 --init 3 --size 128 --out renders", "dexrl render --task 7 --video"],
   } satisfies DexrlMeta,
   args: {
-    task: { type: "string", valueHint: "N", description: `Task id, 0 to ${NUM_TASKS - 1} (see libero-spatial task list)`, default: "0" },
+    task: { type: "string", valueHint: "N", description: `Task id, 0 to ${NUM_TASKS - 1}; its instruction is printed and written on the captioned image`, default: "0" },
     init: { type: "string", valueHint: "K", description: `Initial state of the task, 0 to ${INIT_STATES_PER_TASK - 1}`, default: "0" },
     size: { type: "string", valueHint: "PX", description: "Image width and height in pixels (a multiple of 4; LIBERO uses 128 or 256)", default: "256" },
     seed: { type: "string", valueHint: "S", description: "Seed of the cabinet and stove placement within their regions", default: "0" },
@@ -55,6 +53,7 @@ export default defineCommand({
     const env = await LiberoEnv.create(seed);
     try {
       const obs = env.reset(task, init);
+      console.error(`dexrl render: task ${task}: "${obs.instruction}"`);
       const gpu = await getGpu();
       console.error(`dexrl render: drawing ${LIBERO_CAMERAS.length} cameras at ${size}×${size} on ${gpu.summary.device || gpu.summary.description}…`);
       const renderer = liberoRenderer(gpu, env, size, 1);
