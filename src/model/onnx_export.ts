@@ -10,7 +10,7 @@ const MASK_BIAS = -1e9;
 const RMS_EPS = 1e-6;
 const LN_EPS = 1e-5;
 
-class Builder {
+export class Builder {
   readonly g: OnnxGraph;
   private readonly added = new Set<string>();
 
@@ -91,7 +91,7 @@ class Builder {
 }
 
 /** Inputs: images uint8 [B, V, S, S, 3], tokens int64 [B, L], token_mask float [B, L] (1 = real). */
-function embedPrefix(b: Builder): { ks: string[]; vs: string[]; keyBias: string; batchAnd: (...rest: number[]) => string; pooled?: string } {
+export function embedPrefix(b: Builder): { ks: string[]; vs: string[]; keyBias: string; batchAnd: (...rest: number[]) => string; pooled?: string } {
   const { c, g } = b;
   const valueAfterVlm = c.add_value_head && c.value_after_vlm;
   const d = dims(c);
@@ -179,8 +179,8 @@ export function exportPrefixOnnx(c: ModelConfig, params: Map<string, Float32Arra
   return b.g.toBytes();
 }
 
-/** One expert pass at time t: velocity [B, H, action_dim] for x_t given the prefix K/V. */
-function expertVelocity(b: Builder, ks: string[], vs: string[], bias: string, stateTok: string, xt: string, t: number): string {
+/** One expert pass at time t: velocity [B, H, action_dim] for x_t given the prefix K/V, and the action tokens' outputs [B, H, W]. */
+export function expertVelocity(b: Builder, ks: string[], vs: string[], bias: string, stateTok: string, xt: string, t: number): { velocity: string; actionOut: string } {
   const { c, g } = b;
   const W = c.expert_width;
   const act = b.linear(xt, "action_in_proj"); // [B, H, W]
@@ -202,7 +202,27 @@ function expertVelocity(b: Builder, ks: string[], vs: string[], bias: string, st
   }
   const out = b.rmsNorm(y, "expert.final_norm");
   const actionOut = b.op("Slice", [out, g.ints([1]), g.ints([S]), g.ints([1])]);
-  return b.linear(actionOut, "action_out_proj");
+  return { velocity: b.linear(actionOut, "action_out_proj"), actionOut };
+}
+
+/**
+ * Attention bias of the suffix queries [B, 1, S, T + S]: the prefix's key mask, then block-causal
+ * over the suffix (the state token sees itself; action tokens see the state and all actions).
+ */
+export function suffixBias(b: Builder, keyBias: string, batchAnd: (...rest: number[]) => string): string {
+  const { c, g } = b;
+  const S = 1 + c.horizon;
+  const block = new Float32Array(S * S);
+  for (let j = 1; j < S; j++) block[j] = MASK_BIAS;
+  const sBias = b.op("Expand", [g.initializer("suffix_bias", block, [1, 1, S, S]), batchAnd(1, S, S)]);
+  return b.op("Concat", [b.op("Expand", [keyBias, g.ints([1, 1, S, 1])]), sBias], { axis: { i: 3 } });
+}
+
+/** The state token [B, 1, W] from the raw state input, normalised with the checkpoint's stats. */
+export function stateToken(b: Builder, state: string, stats: Stats): string {
+  const { g } = b;
+  const stateN = b.op("Div", [b.op("Sub", [state, g.constant(stats.mean)]), g.constant(stats.std)]);
+  return b.op("Unsqueeze", [b.linear(stateN, "state_proj"), g.ints([1])]);
 }
 
 /**
@@ -214,21 +234,13 @@ export function exportPolicyOnnx(c: ModelConfig, params: Map<string, Float32Arra
   const b = new Builder(c, params, "dexrl_policy");
   const { g } = b;
   const { ks, vs, keyBias, batchAnd } = embedPrefix(b);
-  // Attention bias of the suffix queries [B, 1, S, T + S]: the prefix's key mask, then block-causal
-  // over the suffix (the state token sees itself; action tokens see the state and all actions).
-  const S = 1 + c.horizon;
-  const suffixBias = new Float32Array(S * S);
-  for (let j = 1; j < S; j++) suffixBias[j] = MASK_BIAS;
-  const sBias = b.op("Expand", [g.initializer("suffix_bias", suffixBias, [1, 1, S, S]), batchAnd(1, S, S)]);
-  const bias = b.op("Concat", [b.op("Expand", [keyBias, g.ints([1, 1, S, 1])]), sBias], { axis: { i: 3 } });
-  const state = g.input("state", ["batch", c.state_dim]);
+  const bias = suffixBias(b, keyBias, batchAnd);
+  const stateTok = stateToken(b, g.input("state", ["batch", c.state_dim]), normStats.state);
   let x = g.input("noise", ["batch", c.horizon, c.action_dim]);
-  const stateN = b.op("Div", [b.op("Sub", [state, g.constant(normStats.state.mean)]), g.constant(normStats.state.std)]);
-  const stateTok = b.op("Unsqueeze", [b.linear(stateN, "state_proj"), g.ints([1])]); // [B, 1, W]
   for (let i = 0; i < numSteps; i++) {
     const t = 1 - i / numSteps;
-    const v = expertVelocity(b, ks, vs, bias, stateTok, x, t);
-    x = b.op("Sub", [x, b.op("Mul", [v, g.constant([1 / numSteps])])]);
+    const { velocity } = expertVelocity(b, ks, vs, bias, stateTok, x, t);
+    x = b.op("Sub", [x, b.op("Mul", [velocity, g.constant([1 / numSteps])])]);
   }
   const actions = b.op("Add", [b.op("Mul", [x, g.constant(normStats.actions.std)]), g.constant(normStats.actions.mean)]);
   g.node("Identity", [actions], {}, ["actions"]);
