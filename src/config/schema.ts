@@ -90,6 +90,7 @@ export const schema = {
     unnorm_key: str(),
     enable_offload: ignored("dexrl keeps the model resident"),
     pipeline_stage_num: ignored(ONE_PROCESS),
+    sampler_backend: oneOf(["auto", "webgpu", "onnx"]),
     prefix_backend: oneOf(["webgpu", "onnx"]),
     model: {
       model_path: str(),
