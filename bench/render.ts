@@ -2,8 +2,7 @@
 // at 128² and 224², with pose upload, GPU drawing and readback timed apart, next to the cost of one
 // 20 Hz physics step of the same number of envs on the vectorized env.
 import { getGpu } from "../src/gpu/device.ts";
-import { liberoRenderer, posesOfBatch } from "../src/render/libero.ts";
-import { LiberoEnv } from "../src/sim/env.ts";
+import { createLiberoRenderer, posesOfBatch } from "../src/render/libero.ts";
 import { VecEnv } from "../src/sim/vec_env.ts";
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -12,8 +11,6 @@ const SIZES = [128, 224];
 
 const gpu = await getGpu();
 console.log(`device: ${gpu.summary.device || gpu.summary.description} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
-const scene = await LiberoEnv.create(0);
-scene.reset(0, 0);
 
 // The median, and the best run, which is less disturbed by other processes on a shared machine.
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -35,7 +32,7 @@ for (const n of ENVS) {
   console.log(`physics: ${n} envs, one 20 Hz step (25 substeps) on ${vec.numWorkers} workers: median ${median(stepMs).toFixed(1)} ms, best ${best(stepMs).toFixed(1)} ms`);
 
   for (const size of SIZES) {
-    const renderer = liberoRenderer(gpu, scene, size, n);
+    const renderer = await createLiberoRenderer(gpu, size, n);
     await renderer.render(frames); // pipelines compiled, memory touched
     const upload: number[] = [], draw: number[] = [], read: number[] = [], total: number[] = [];
     for (let r = 0; r < REPS; r++) {
@@ -63,4 +60,3 @@ for (const n of ENVS) {
     );
   }
 }
-scene.delete();

@@ -1,7 +1,9 @@
 // The two LIBERO cameras and the one place where env observations become renderer input, so that
 // training, evaluation and exported videos see identical images (upright, LIBERO's flip not applied).
-import type { MainModule, MjData, MjModel } from "mujoco-js";
+import type { MainModule, MjModel } from "mujoco-js";
 import type { Gpu } from "../gpu/device.ts";
+import { loadModel, mujoco } from "../sim/mujoco.ts";
+import { buildSceneXml } from "../sim/scene.ts";
 import { extractRenderModel } from "./model.ts";
 import { BatchRenderer, type FramePoses } from "./renderer.ts";
 
@@ -44,7 +46,21 @@ export function posesOfBatch(obs: PoseObservation, n: number): FramePoses[] {
 export const LIBERO_SAMPLES = 1;
 
 /** A renderer of both LIBERO cameras at size×size for up to `maxEnvs` envs of the scene `model`. */
-export function liberoRenderer(gpu: Gpu, scene: { mj: MainModule; model: MjModel; data: MjData }, size: number, maxEnvs: number): BatchRenderer {
-  const model = extractRenderModel(scene.mj, scene.model, scene.data, { cameras: [...LIBERO_CAMERAS] });
+export function liberoRenderer(gpu: Gpu, scene: { mj: MainModule; model: MjModel }, size: number, maxEnvs: number): BatchRenderer {
+  const model = extractRenderModel(scene.mj, scene.model, { cameras: [...LIBERO_CAMERAS] });
   return new BatchRenderer(gpu, model, { maxEnvs, width: size, height: size, samples: LIBERO_SAMPLES });
+}
+
+/**
+ * The same renderer built from the scene's MJCF alone, for processes whose envs live in workers
+ * (the vectorized env): the geoms, cameras and lights are those of every env's model.
+ */
+export async function createLiberoRenderer(gpu: Gpu, size: number, maxEnvs: number): Promise<BatchRenderer> {
+  const mj = await mujoco();
+  const model = loadModel(mj, buildSceneXml());
+  try {
+    return liberoRenderer(gpu, { mj, model }, size, maxEnvs);
+  } finally {
+    model.delete();
+  }
 }

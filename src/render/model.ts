@@ -1,6 +1,6 @@
 // The static part of a rendered scene, extracted once from an MjModel: the triangles of every
 // visible geom in its own frame, its colour and material, the cameras' intrinsics and the lights.
-import type { MainModule, MjData, MjModel } from "mujoco-js";
+import type { MainModule, MjModel } from "mujoco-js";
 import { usageError } from "../errors.ts";
 import { boxMesh, capsuleMesh, cylinderMesh, ellipsoidMesh, GEOM, type GeomMesh, planeMesh, sphereMesh } from "./meshes.ts";
 
@@ -22,7 +22,7 @@ export interface RenderCamera {
 export interface RenderLight {
   /** MuJoCo's light types; an image light (a spot projecting a texture) is drawn as a plain spot. */
   kind: "spot" | "directional" | "point";
-  pos: number[]; // world position (3), taken when the model was extracted
+  pos: number[]; // world position (3) at qpos0
   dir: number[]; // world direction the light points to (3), unit
   ambient: number[];
   diffuse: number[];
@@ -60,10 +60,10 @@ const TEXROLE_RGB = 1; // mjTEXROLE_RGB: mat_texid has mjNTEXROLE (10) entries p
 const NTEXROLE = 10;
 
 /**
- * Reads the scene from a compiled model. `data` (after mj_forward) gives the world pose of lights
- * attached to bodies; lights are taken as they are at that moment and stay fixed afterwards.
+ * Reads the scene from a compiled model. Lights are placed as they are in the model's reference
+ * configuration (qpos0) and stay there: the renderer's lights do not follow moving bodies.
  */
-export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opts: ExtractOptions): RenderModel {
+export function extractRenderModel(mj: MainModule, m: MjModel, opts: ExtractOptions): RenderModel {
   const groups = new Set(opts.groups ?? VISIBLE_GROUPS);
   const cameras = opts.cameras.map((name) => {
     const id = mj.mj_name2id(m, mj.mjtObj.mjOBJ_CAMERA.value, name);
@@ -87,22 +87,6 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
     return Math.sqrt(r2);
   });
 
-  const lights: RenderLight[] = [];
-  for (let i = 0; i < m.nlight && lights.length < MAX_LIGHTS; i++) {
-    if (!m.light_active[i]) continue;
-    const type = m.light_type[i];
-    lights.push({
-      kind: type === mj.mjtLightType.mjLIGHT_DIRECTIONAL.value ? "directional" : type === mj.mjtLightType.mjLIGHT_POINT.value ? "point" : "spot",
-      pos: [...data.light_xpos.subarray(3 * i, 3 * i + 3)],
-      dir: [...data.light_xdir.subarray(3 * i, 3 * i + 3)],
-      ambient: [...m.light_ambient.subarray(3 * i, 3 * i + 3)],
-      diffuse: [...m.light_diffuse.subarray(3 * i, 3 * i + 3)],
-      specular: [...m.light_specular.subarray(3 * i, 3 * i + 3)],
-      attenuation: [...m.light_attenuation.subarray(3 * i, 3 * i + 3)],
-      cutoff: Number(m.light_cutoff[i]),
-      exponent: Number(m.light_exponent[i]),
-    });
-  }
   const hl = m.vis.headlight;
   return {
     ngeom: m.ngeom,
@@ -114,11 +98,38 @@ export function extractRenderModel(mj: MainModule, m: MjModel, data: MjData, opt
     indexCount,
     radius,
     cameras,
-    lights,
+    lights: sceneLights(mj, m),
     headlight: { active: hl.active !== 0, ambient: [...hl.ambient], diffuse: [...hl.diffuse], specular: [...hl.specular] },
     znear: m.vis.map.znear * m.stat.extent,
     zfar: m.vis.map.zfar * m.stat.extent,
   };
+}
+
+/** World poses of the lights come from a forward pass at qpos0 on data of our own. */
+function sceneLights(mj: MainModule, m: MjModel): RenderLight[] {
+  const data = new mj.MjData(m);
+  try {
+    mj.mj_forward(m, data);
+    const lights: RenderLight[] = [];
+    for (let i = 0; i < m.nlight && lights.length < MAX_LIGHTS; i++) {
+      if (!m.light_active[i]) continue;
+      const type = m.light_type[i];
+      lights.push({
+        kind: type === mj.mjtLightType.mjLIGHT_DIRECTIONAL.value ? "directional" : type === mj.mjtLightType.mjLIGHT_POINT.value ? "point" : "spot",
+        pos: [...data.light_xpos.subarray(3 * i, 3 * i + 3)],
+        dir: [...data.light_xdir.subarray(3 * i, 3 * i + 3)],
+        ambient: [...m.light_ambient.subarray(3 * i, 3 * i + 3)],
+        diffuse: [...m.light_diffuse.subarray(3 * i, 3 * i + 3)],
+        specular: [...m.light_specular.subarray(3 * i, 3 * i + 3)],
+        attenuation: [...m.light_attenuation.subarray(3 * i, 3 * i + 3)],
+        cutoff: Number(m.light_cutoff[i]),
+        exponent: Number(m.light_exponent[i]),
+      });
+    }
+    return lights;
+  } finally {
+    data.delete();
+  }
 }
 
 /** A material's colour replaces the geom's unless the geom sets its own rgba (MuJoCo's rule). */

@@ -23,7 +23,7 @@ const { mj, m, d } = await compile(`<mujoco><worldbody>
   <body name="c"><freejoint/><geom type="cylinder" size="0.1 0.1" rgba="0.2 0.8 0.8 1"/>
     <geom type="ellipsoid" pos="0 0 0.15" size="0.1 0.05 0.05" rgba="0.8 0.2 0.8 1"/></body>
 </worldbody></mujoco>`);
-const model = extractRenderModel(mj, m, d, { cameras: ["fixed", "wrist"] });
+const model = extractRenderModel(mj, m, { cameras: ["fixed", "wrist"] });
 afterAll(() => {
   d.delete();
   m.delete();

@@ -56,7 +56,7 @@ for (const [width, height, samples] of [[128, 128, 1], [224, 160, 1], [128, 128,
   test(`marker projects to the pinhole pixel in both cameras at ${width}×${height}, ${samples} sample(s) per pixel`, async () => {
     d.qpos[0] = 0.4; // turn the hand so the wrist camera is oblique
     mj.mj_forward(m, d);
-    const model = extractRenderModel(mj, m, d, { cameras: ["agentview", "wrist"] });
+    const model = extractRenderModel(mj, m, { cameras: ["agentview", "wrist"] });
     const renderer = new BatchRenderer(gpu, model, { maxEnvs: 5, width, height, samples });
     try {
       for (const [c, cam] of model.cameras.entries()) {

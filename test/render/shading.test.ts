@@ -18,7 +18,7 @@ test("a near box hides a far one whatever their order in the model; group-3 geom
     <body name="blue"><freejoint/><geom type="box" size="0.6 0.1 0.6" rgba="0 0 1 1"/></body>
     <geom type="box" pos="0 -2.5 0" size="0.3 0.05 0.3" group="3" rgba="1 1 1 1"/>
   </worldbody></mujoco>`);
-  const model = extractRenderModel(mj, m, d, { cameras: ["eye"] });
+  const model = extractRenderModel(mj, m, { cameras: ["eye"] });
   expect(model.geomIds.length).toBe(2);
   const renderer = new BatchRenderer(gpu, model, { maxEnvs: 2, width: W, height: H });
   const place = (redY: number, blueY: number) => {
@@ -58,7 +58,7 @@ test("lit faces of a box have the colour of the lighting equation (ambient + dif
       <geom type="box" size="0.3 0.3 0.3" rgba="${rgb.join(" ")} 1" material="matte"/>
     </worldbody>
   </mujoco>`);
-  const model = extractRenderModel(mj, m, d, { cameras: ["eye"] });
+  const model = extractRenderModel(mj, m, { cameras: ["eye"] });
   const renderer = new BatchRenderer(gpu, model, { maxEnvs: 1, width: W, height: H });
   try {
     const images = await renderer.render([framePoses(d)]);
@@ -99,7 +99,7 @@ test("point lights fall off with OpenGL's attenuation; spot lights light only in
   const topOf = { A: [-0.3, 0, 2], B: [0.4, 0, 1] };
   const renderTops = async (light: string) => {
     const { mj, m, d } = await compile(scene(light));
-    const renderer = new BatchRenderer(gpu, extractRenderModel(mj, m, d, { cameras: ["eye"] }), { maxEnvs: 1, width: W, height: H });
+    const renderer = new BatchRenderer(gpu, extractRenderModel(mj, m, { cameras: ["eye"] }), { maxEnvs: 1, width: W, height: H });
     try {
       const images = await renderer.render([framePoses(d)]);
       return Object.fromEntries(
