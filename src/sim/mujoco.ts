@@ -14,17 +14,17 @@ export function mujoco(): Promise<Mujoco> {
 
 let fileCount = 0;
 
-/** Compiles MJCF text; a compile error becomes a DexrlError that quotes MuJoCo's message. */
+/** Compiles MJCF text; a compile error becomes a DexrlError. */
 export function loadModel(mj: Mujoco, xml: string): MjModel {
   const dir = "/dexrl";
-  if (!mj.FS.analyzePath(dir).exists) mj.FS.mkdir(dir);
+  if (!mj.FS.analyzePath(dir, false).exists) mj.FS.mkdir(dir);
   const path = `${dir}/scene${fileCount++}.xml`;
   mj.FS.writeFile(path, xml);
   try {
     return mj.MjModel.loadFromXML(path);
   } catch (err) {
-    const msg = typeof err === "number" ? mj.getExceptionMessage?.(err)?.join(" ") : (err as Error)?.message;
-    throw new DexrlError(`MuJoCo could not compile the scene: ${msg ?? String(err)}`, 1, { cause: err });
+    // The wasm build throws a C++ exception whose text it does not keep; its name (mjXError) is all there is.
+    throw new DexrlError(`MuJoCo could not compile the scene (${(err as Error)?.name ?? String(err)})`, 1, { cause: err });
   } finally {
     mj.FS.unlink(path);
   }

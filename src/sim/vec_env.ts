@@ -51,14 +51,16 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-class SimWorker {
+/** One worker thread and its request/reply bookkeeping. */
+export class SimWorker {
   private worker: Worker;
   private nextId = 0;
   private pending = new Map<number, Pending>();
   private failure: Error | undefined;
 
-  constructor(readonly index: number) {
-    this.worker = new Worker(new URL("./worker.ts", import.meta.url).href);
+  /** `script` is the sim worker; tests pass another to check how crashes surface. */
+  constructor(readonly index: number, script: URL = new URL("./worker.ts", import.meta.url)) {
+    this.worker = new Worker(script.href);
     this.worker.onmessage = (e: MessageEvent<Reply>) => {
       const p = this.pending.get(e.data.id);
       if (!p) return;
@@ -77,7 +79,7 @@ class SimWorker {
     this.pending.clear();
   }
 
-  call<T>(req: Request, transfer: Transferable[] = []): Promise<T> {
+  call<T>(req: Request, transfer: ArrayBuffer[] = []): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

@@ -8,7 +8,7 @@ import { axisAngleQuat, quatToAxisAngle, rotationBetween } from "../../src/sim/m
 let env: LiberoEnv;
 beforeAll(async () => {
   env = await LiberoEnv.create(5);
-});
+}, 60_000);
 afterAll(() => env.delete());
 
 const dist = (a: number[], b: number[]) => Math.hypot(a[0]! - b[0]!, a[1]! - b[1]!, a[2]! - b[2]!);
@@ -24,7 +24,7 @@ describe("OSC_POSE in the scene", () => {
     env.physicsStep([...dir, 0, 0, 0, -1], 20 * SUBSTEPS);
     const goal = p0.map((p, i) => p + 0.05 * dir[i]!);
     expect(dist(env.gripSite().pos, goal)).toBeLessThan(0.003);
-  });
+  }, 60_000);
 
   test("reaches a commanded 0.3 rad rotation about world z within 0.01 rad", () => {
     env.reset(2, 1);
@@ -35,14 +35,14 @@ describe("OSC_POSE in the scene", () => {
     expect(Math.abs(r[2] - 0.3)).toBeLessThan(0.01);
     expect(Math.hypot(r[0], r[1])).toBeLessThan(0.01);
     expect(dist(start.pos, end.pos)).toBeLessThan(0.003);
-  });
+  }, 60_000);
 
   test("holds its position under gravity with zero actions for 5 s", () => {
     env.reset(0, 0);
     const p0 = env.gripSite().pos;
     for (let t = 0; t < 100; t++) env.step([0, 0, 0, 0, 0, 0, 1]);
     expect(dist(env.gripSite().pos, p0)).toBeLessThan(0.002);
-  });
+  }, 60_000);
 
   test("one 20 Hz step of a full action moves the grip site part of the way, as robosuite's OSC does", () => {
     env.reset(2, 2);
@@ -52,7 +52,7 @@ describe("OSC_POSE in the scene", () => {
     // Critically damped at ω = √150: 1 − (1 + ωt)e^{−ωt} of 5 cm after 50 ms ≈ 6.6 mm.
     expect(dx).toBeGreaterThan(0.003);
     expect(dx).toBeLessThan(0.01);
-  });
+  }, 60_000);
 });
 
 describe("controller math", () => {

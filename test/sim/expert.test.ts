@@ -8,7 +8,7 @@ import { TASKS } from "../../src/sim/tasks.ts";
 let env: LiberoEnv;
 beforeAll(async () => {
   env = await LiberoEnv.create(9);
-});
+}, 60_000);
 afterAll(() => env.delete());
 
 describe("scripted expert", () => {
@@ -18,7 +18,7 @@ describe("scripted expert", () => {
       expect({ init, success: r.success }).toEqual({ init, success: true });
       expect(r.steps).toBeLessThan(220);
     }
-  });
+  }, 60_000);
 
   test("its actions are normalized and change smoothly", () => {
     env.reset(0, 3);
@@ -36,5 +36,5 @@ describe("scripted expert", () => {
     }
     // Arm action components move by less than the full range between consecutive steps.
     expect(maxJump).toBeLessThan(1);
-  });
+  }, 60_000);
 });

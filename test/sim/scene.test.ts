@@ -7,7 +7,7 @@ import { PANDA_INIT_QPOS } from "../../src/sim/panda.ts";
 let env: LiberoEnv;
 beforeAll(async () => {
   env = await LiberoEnv.create();
-});
+}, 60_000);
 afterAll(() => env.delete());
 
 function atStartPosture() {

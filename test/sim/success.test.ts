@@ -7,7 +7,7 @@ import type { ObjectPose } from "../../src/sim/tasks.ts";
 let env: LiberoEnv;
 beforeAll(async () => {
   env = await LiberoEnv.create(11);
-});
+}, 60_000);
 afterAll(() => env.delete());
 
 const YAW90 = [Math.SQRT1_2, 0, 0, Math.SQRT1_2];
@@ -41,7 +41,7 @@ describe("On(bowl_1, plate)", () => {
     const again = env.step(NOOP_ACTION);
     expect(again.success).toBe(true);
     expect(again.reward).toBe(0);
-  });
+  }, 60_000);
 
   test("false for bowl_1 held 5 cm above the plate (aligned, above, but not touching)", () => {
     env.reset(2, 0);
@@ -50,7 +50,7 @@ describe("On(bowl_1, plate)", () => {
     expect(xyDist(pos("akita_black_bowl_1"), plate)).toBeLessThan(0.03);
     expect(env.touching(body("akita_black_bowl_1"), body("plate_1"))).toBe(false);
     expect(env.checkSuccess()).toBe(false);
-  });
+  }, 60_000);
 
   test("false for bowl_1 resting on the table beside the plate", () => {
     env.reset(2, 0);
@@ -59,7 +59,7 @@ describe("On(bowl_1, plate)", () => {
     settle();
     expect(xyDist(pos("akita_black_bowl_1"), plate)).toBeGreaterThan(0.1);
     expect(env.checkSuccess()).toBe(false);
-  });
+  }, 60_000);
 
   test("false for bowl_1 resting on bowl_2 that rests on the plate", () => {
     env.reset(2, 0);
@@ -74,5 +74,5 @@ describe("On(bowl_1, plate)", () => {
     expect(env.touching(body("akita_black_bowl_1"), body("akita_black_bowl_2"))).toBe(true);
     expect(env.touching(body("akita_black_bowl_1"), body("plate_1"))).toBe(false);
     expect(env.checkSuccess()).toBe(false);
-  });
+  }, 60_000);
 });

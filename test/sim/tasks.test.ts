@@ -101,7 +101,7 @@ describe("settled initial states", () => {
   let env: LiberoEnv;
   beforeAll(async () => {
     env = await LiberoEnv.create(2);
-  });
+  }, 60_000);
   afterAll(() => env.delete());
 
   // Expected rest height of bowl_1's origin per support (bowl origin 1.6 mm above what it stands on).
@@ -124,5 +124,5 @@ describe("settled initial states", () => {
     const tol = placed.attached.akita_black_bowl_1 ? 0.04 : 0.01;
     expect(Math.hypot(bowl.pos[0]! - placed.objects.akita_black_bowl_1[0], bowl.pos[1]! - placed.objects.akita_black_bowl_1[1])).toBeLessThan(tol);
     expect(env.checkSuccess()).toBe(false);
-  });
+  }, 60_000);
 });
