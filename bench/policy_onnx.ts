@@ -1,8 +1,10 @@
-// Benchmark: ONNX Runtime (CPU) time of the prefix and of a whole K = 4 ODE policy call at the
-// default model size, for batch 1, 16 and 64. Run: .tools/bin/bun bench/policy_onnx.ts
+// Benchmark: ONNX Runtime (CPU) time of the prefix, of a whole K = 4 ODE policy call, and of the
+// rollout sampler (K = 4, one flow-SDE step, log-prob and value) at the default model size, for
+// batch 1, 16 and 64. Run: .tools/bin/bun bench/policy_onnx.ts
 import { cpus } from "node:os";
 import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from "../src/model/config.ts";
 import { exportPolicyOnnx, exportPrefixOnnx } from "../src/model/onnx_export.ts";
+import { exportSamplerOnnx } from "../src/model/onnx_sampler.ts";
 import { loadOnnxRuntime } from "../src/onnx/runtime.ts";
 import { Rng as CpuRng } from "../src/sim/math.ts";
 
@@ -15,6 +17,8 @@ const stats = { state: { mean: Array(8).fill(0), std: Array(8).fill(1) }, action
 const ort = await loadOnnxRuntime();
 const prefixSession = await ort.InferenceSession.create(exportPrefixOnnx(c, params));
 const policySession = await ort.InferenceSession.create(exportPolicyOnnx(c, params, stats, 4));
+const sc = { numSteps: 4, method: "flow_sde" as const, noiseLevel: 0.5, chunk: 5, envDim: 7, jointLogprob: false, detachCritic: true };
+const samplerSession = await ort.InferenceSession.create(exportSamplerOnnx(c, params, stats.state, sc), { graphOptimizationLevel: "all" });
 
 console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, ONNX Runtime ${ort.env.versions.node} (CPU)`);
 console.log(`model: ${(count(() => true) / 1e6).toFixed(3)} M parameters (prefix ${(count((n) => /^(vit|projector|view_embed|embed_tokens|text_pos|prefix)/.test(n)) / 1e6).toFixed(3)} M), ${c.num_images} views of ${c.image_size}², horizon ${c.horizon}`);
@@ -32,7 +36,13 @@ for (const B of [1, 16, 64]) {
     for (let i = 0; i < reps; i++) await fn();
     return (performance.now() - t0) / reps;
   };
+  const samplerFeeds = {
+    ...policyFeeds,
+    eps: new ort.Tensor("float32", new Float32Array(B * 4 * c.horizon * 7).fill(0.1), [B, 4, c.horizon, 7]),
+    step_mask: new ort.Tensor("float32", Float32Array.from([0, 0, 1, 0]), [4]),
+  };
   const tp = await time(() => prefixSession.run(feeds));
   const tpol = await time(() => policySession.run(policyFeeds));
-  console.log(`batch ${String(B).padStart(2)}: prefix ${tp.toFixed(1)} ms, whole ODE policy (prefix + 4 steps) ${tpol.toFixed(1)} ms`);
+  const ts = await time(() => samplerSession.run(samplerFeeds));
+  console.log(`batch ${String(B).padStart(2)}: prefix ${tp.toFixed(1)} ms, ODE policy (prefix + 4 steps) ${tpol.toFixed(1)} ms, rollout sampler (+ SDE step, log-prob, value) ${ts.toFixed(1)} ms`);
 }
