@@ -1,5 +1,7 @@
 // The static part of a rendered scene, extracted once from an MjModel: the triangles of every
 // visible geom in its own frame, its colour and material, the cameras' intrinsics and the lights.
+// Not drawn: height fields and SDF geoms (an error names them), texture maps (a textured material
+// shows its texture's mean colour), transparency (0 < alpha < 1 is drawn opaque; alpha 0 hides).
 import type { MainModule, MjModel } from "mujoco-js";
 import { usageError } from "../errors.ts";
 import { boxMesh, capsuleMesh, cylinderMesh, ellipsoidMesh, GEOM, type GeomMesh, planeMesh, sphereMesh } from "./meshes.ts";
