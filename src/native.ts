@@ -32,7 +32,8 @@ export function setNativeEnv(name: string, value: string): void {
   process.env[name] = value;
 }
 
-const isEmbedded = (p: string) => p.includes("$bunfs") || p.startsWith("/$bunfs") || p.startsWith("B:/~BUN");
+/** Files embedded by `bun build --compile` live under /$bunfs (B:/~BUN on Windows). */
+const isEmbedded = (p: string) => p.includes("$bunfs") || p.startsWith("B:/~BUN");
 
 /** Copies an embedded file to a cache folder keyed by its content hash; returns a real path. */
 function materialize(embeddedPath: string, name: string): string {
