@@ -86,13 +86,31 @@ export class LiberoEnv {
    * resting on a fixture carried along), then runs the settle steps with the gripper open.
    */
   reset(taskId: number, initStateId: number): Observation {
+    this.place(taskId, initStateId, sampleFixtures(this.fixtureRng));
+    for (let i = 0; i < SETTLE_STEPS; i++) this.physicsStep(NOOP_ACTION);
+    this.elapsed = 0;
+    this.successOnce = false;
+    return this.observation();
+  }
+
+  /**
+   * The 8-D state of an initial state as stored (arm posture and fingers, before the settle steps),
+   * with the fixtures where the state was generated.
+   */
+  initialState(taskId: number, initStateId: number): Float32Array {
+    const init = initStates(taskId)[initStateId]!;
+    this.place(taskId, initStateId, { cabinet: init.cabinet, stove: init.stove });
+    return this.state();
+  }
+
+  /** Writes an initial state into the model and data: fixtures at `fx`, objects on a fixture carried along. */
+  private place(taskId: number, initStateId: number, fx: { cabinet: FixturePose; stove: FixturePose }): void {
     const init = initStates(taskId)[initStateId];
     if (!init) throw new RangeError(`initial state ${initStateId} is not in 0..${initStates(taskId).length - 1}`);
     const { mj, model: m, data: d, ids } = this;
     this.taskId = taskId;
     this.initStateId = initStateId;
     mj.mj_resetData(m, d);
-    const fx = sampleFixtures(this.fixtureRng);
     this.placeFixture(ids.cabinet, fx.cabinet);
     this.placeFixture(ids.stove, fx.stove);
     const qpos = d.qpos;
@@ -107,10 +125,6 @@ export class LiberoEnv {
     mj.mj_forward(m, d);
     this.controller.reset(init.arm);
     this.gripper.reset();
-    for (let i = 0; i < SETTLE_STEPS; i++) this.physicsStep(NOOP_ACTION);
-    this.elapsed = 0;
-    this.successOnce = false;
-    return this.observation();
   }
 
   /** One 20 Hz control step: OSC_POSE toward the action's goal for 25 substeps. */

@@ -58,6 +58,15 @@ export type Request =
   | { op: "reset"; specs: ResetSpec[] }
   | { op: "step"; actions: Float32Array; chunk: number }
   | { op: "expert" }
+  | { op: "expertEpisode"; spec: ResetSpec; maxSteps: number }
   | { op: "close" };
+
+/** A scripted-expert episode run start to end inside a worker. */
+export interface ExpertEpisode {
+  task: number;
+  initState: number;
+  success: boolean;
+  steps: number;
+}
 
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

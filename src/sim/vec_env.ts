@@ -3,7 +3,7 @@
 import { DexrlError } from "../errors.ts";
 import { ACTION_DIM, STATE_DIM } from "./env.ts";
 import { Rng } from "./math.ts";
-import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, Reply, Request, ResetSpec } from "./protocol.ts";
+import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ExpertEpisode, Reply, Request, ResetSpec } from "./protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS, TASKS } from "./tasks.ts";
 
 export interface VecEnvOptions extends Partial<EpisodeOptions> {
@@ -205,6 +205,27 @@ export class VecEnv {
       off += p.length;
     }
     return out;
+  }
+
+  /**
+   * Runs whole scripted-expert episodes for `jobs`, one at a time per worker, all workers busy;
+   * `onEpisode` sees each as it finishes. Results come back in job order. The envs' own episodes
+   * are overwritten: reset them before stepping again.
+   */
+  async expertEpisodes(jobs: ResetSpec[], maxSteps: number, onEpisode?: (e: ExpertEpisode) => void): Promise<ExpertEpisode[]> {
+    const results: ExpertEpisode[] = new Array(jobs.length);
+    let next = 0;
+    await Promise.all(
+      this.workers.map(async (wk) => {
+        while (next < jobs.length) {
+          const k = next++;
+          const e = await wk.call<ExpertEpisode>({ op: "expertEpisode", spec: jobs[k]!, maxSteps });
+          results[k] = e;
+          onEpisode?.(e);
+        }
+      }),
+    );
+    return results;
   }
 
   /** Frees the models and ends the worker threads (safe to call twice). */

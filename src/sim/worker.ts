@@ -2,7 +2,8 @@
 // the vectorized env's requests (init, reset, step a chunk, expert actions, close).
 import { LiberoEnv } from "./env.ts";
 import { ManagedEnv } from "./episode.ts";
-import type { EnvChunk, EnvObs, Reply, Request } from "./protocol.ts";
+import { runExpertEpisode } from "./expert.ts";
+import type { EnvChunk, EnvObs, ExpertEpisode, Reply, Request } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -32,6 +33,12 @@ async function handle(req: Request): Promise<[unknown, ArrayBuffer[]]> {
     }
     case "expert":
       return [Float32Array.from(envs.flatMap((e) => e.expertAction())), []];
+    case "expertEpisode": {
+      // On the worker's first env; the vector's step bookkeeping of that env is not used meanwhile.
+      const { spec, maxSteps } = req;
+      const r = runExpertEpisode(envs[0]!.env, spec.task, spec.initState, maxSteps);
+      return [{ task: spec.task, initState: spec.initState, ...r } satisfies ExpertEpisode, []];
+    }
     case "close":
       for (const e of envs) e.env.delete();
       envs = [];
