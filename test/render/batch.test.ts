@@ -71,7 +71,7 @@ for (const samples of [1, 4] as const) {
       batch.destroy();
       single.destroy();
     }
-  });
+  }, 60_000);
 }
 
 test("1,000 batches reuse their buffers and textures", async () => {

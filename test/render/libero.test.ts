@@ -26,4 +26,4 @@ test("a renderer from the scene MJCF draws env observations like one from the en
     fromEnv.destroy();
     env.delete();
   }
-});
+}, 60_000);

@@ -44,7 +44,7 @@ test("a cube given as a mesh draws like the box primitive", async () => {
   expect(lit).toBeGreaterThan(W * H * 0.1); // the cube covers a good part of the view
   // Same faces, same flat normals: only pixels on edges may fall to the other side.
   expect(differing, `max difference ${maxDiff}`).toBeLessThan(W * H * 3 * 0.01);
-});
+}, 60_000);
 
 test("a textured material shows the texture's mean colour times the material colour", async () => {
   // A checker of white and mid-grey squares averages to 0.75; the material colour is (0.8, 0.4, 0.8).
@@ -56,4 +56,4 @@ test("a textured material shows the texture's mean colour times the material col
   const at = pinhole([0, 0, 0.2], camPos, camMat, 45, W, H);
   const got = pixel(image, 0, W, H, Math.floor(at.u), Math.floor(at.v));
   [0.8, 0.4, 0.8].forEach((c, k) => expect(Math.abs(got[k]! - 255 * c * 0.75 * shade), `channel ${k}: ${got[k]}`).toBeLessThanOrEqual(2));
-});
+}, 60_000);

@@ -77,5 +77,5 @@ for (const [width, height, samples] of [[128, 128, 1], [224, 160, 1], [128, 128,
     } finally {
       renderer.destroy();
     }
-  });
+  }, 60_000);
 }

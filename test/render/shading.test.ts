@@ -41,7 +41,7 @@ test("a near box hides a far one whatever their order in the model; group-3 geom
     d.delete();
     m.delete();
   }
-});
+}, 60_000);
 
 test("lit faces of a box have the colour of the lighting equation (ambient + diffuse·n·l)", async () => {
   // One directional light, no headlight, no specular: colour = rgb·(ambient + diffuse·max(n·l, 0)).
@@ -79,7 +79,7 @@ test("lit faces of a box have the colour of the lighting equation (ambient + dif
     d.delete();
     m.delete();
   }
-});
+}, 60_000);
 
 test("point lights fall off with OpenGL's attenuation; spot lights light only inside their cone", async () => {
   // A camera looks straight down on two small boxes; light 1 is a point light above box A with
@@ -128,4 +128,4 @@ test("point lights fall off with OpenGL's attenuation; spot lights light only in
   const spot = await renderTops(`<light type="spot" pos="${lightPos.join(" ")}" dir="0 0 -1" cutoff="10" exponent="1" diffuse="1 1 1" ambient="0.3 0.3 0.3" specular="0 0 0"/>`);
   expect(spot.A[0]).toBeGreaterThan(200);
   expect(spot.B).toEqual([0, 0, 0]);
-});
+}, 60_000);
