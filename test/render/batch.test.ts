@@ -74,6 +74,22 @@ for (const samples of [1, 4] as const) {
   }, 60_000);
 }
 
+test("odd sizes: padded readback rows and the GPU packing agree byte for byte", async () => {
+  // 36 px rows are 144 bytes of RGBA, padded to 256 for the copy; 36 is not a multiple of the
+  // packing kernel's 32-pixel workgroup either.
+  const renderer = new BatchRenderer(gpu, model, { maxEnvs: 3, width: 36, height: 20 });
+  try {
+    const frames = randomFrames(3, 5);
+    const cpu = await renderer.render(frames);
+    expect(cpu.length).toBe(3 * 2 * 20 * 36 * 3);
+    const onGpu = renderer.renderToGpu(frames);
+    expect(Buffer.compare(new Uint8Array(await readBuffer(gpu, onGpu, cpu.length)), cpu)).toBe(0);
+    expect(cpu.filter((v) => v > 0).length).toBeGreaterThan(cpu.length / 4);
+  } finally {
+    renderer.destroy();
+  }
+}, 60_000);
+
 test("1,000 batches reuse their buffers and textures", async () => {
   // Few layers keep the test short (a render pass costs milliseconds on a busy SwiftShader) while a
   // batch still moves 2 × 2 × 64 × 64 × 3 = 48 KiB, so a per-batch leak would show in memory.
