@@ -39,11 +39,13 @@ export class EpisodeGif {
   private readonly gif = GIFEncoder();
   private frames = 0;
   private size?: [number, number];
+  private bytes?: Uint8Array; // set once the GIF is finished
 
   /** `fps`: playback rate; LIBERO's control rate is 20 Hz. */
   constructor(private readonly fps = 20) {}
 
   add(frame: RgbImage): void {
+    if (this.bytes) throw new Error("the episode video is finished; no frame can be added");
     if (this.size && (this.size[0] !== frame.width || this.size[1] !== frame.height))
       throw new Error(`frame ${this.frames} is ${frame.width}×${frame.height}, the video ${this.size[0]}×${this.size[1]}`);
     this.size = [frame.width, frame.height];
@@ -65,9 +67,11 @@ export class EpisodeGif {
 
   /** The GIF file's bytes; no frame can be added afterwards. */
   finish(): Uint8Array {
+    if (this.bytes) return this.bytes;
     if (!this.frames) throw new Error("an episode video needs at least one frame");
     this.gif.finish();
-    return this.gif.bytes();
+    this.bytes = this.gif.bytes();
+    return this.bytes;
   }
 
   save(path: string): void {

@@ -64,6 +64,8 @@ test("an episode GIF holds every frame at the frame size", () => {
     gif.add(captionedFrame(images, 2, 16, 16, "pick up the bowl", `step ${t}`));
   }
   const bytes = gif.finish();
+  expect(gif.finish()).toBe(bytes); // finishing again gives the same file
+  expect(() => gif.add(captionedFrame(new Uint8Array(2 * 16 * 16 * 3), 2, 16, 16, "", ""))).toThrow("finished");
   const parsed = gifFrames(bytes);
   expect(parsed.text).toBe("GIF89a");
   expect(parsed.end).toBe(bytes.length);
