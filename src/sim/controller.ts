@@ -30,9 +30,11 @@ export interface ArmState {
 
 const clip = (x: number, lo: number, hi: number) => (x < lo ? lo : x > hi ? hi : x);
 
-/** In-place inverse of a symmetric positive-definite n×n matrix (Cholesky); `out` gets A⁻¹. */
-export function spdInverse(a: Float64Array, n: number, out: Float64Array): Float64Array {
-  const l = new Float64Array(n * n);
+/**
+ * Inverse of a symmetric positive-definite n×n matrix (Cholesky); `out` gets A⁻¹. `l` (n×n) and `y`
+ * (n) are scratch, passed in so the per-substep path does not allocate.
+ */
+export function spdInverse(a: Float64Array, n: number, out: Float64Array, l = new Float64Array(n * n), y = new Float64Array(n)): Float64Array {
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       let s = a[i * n + j]!;
@@ -42,7 +44,6 @@ export function spdInverse(a: Float64Array, n: number, out: Float64Array): Float
     }
   }
   // Solve L Lᵀ X = I column by column.
-  const y = new Float64Array(n);
   for (let c = 0; c < n; c++) {
     for (let i = 0; i < n; i++) {
       let s = i === c ? 1 : 0;
@@ -74,6 +75,14 @@ export class OscPose {
   private lamPos = new Float64Array(9);
   private lamOri = new Float64Array(9);
   private blk = new Float64Array(9);
+  private chol = new Float64Array(N * N);
+  private col = new Float64Array(N);
+  private vel = new Float64Array(6); // task-space velocity
+  private err = new Float64Array(6); // F (3) and M (3) before the inertias
+  private wrench = new Float64Array(6);
+  private jbar = new Float64Array(N * 6); // (7, 6)
+  private pose = new Float64Array(N); // M · posture acceleration
+  private jbarTPose = new Float64Array(6);
 
   reset(q: ArrayLike<number>): void {
     for (let i = 0; i < N; i++) this.q0[i] = q[i]!;
@@ -84,6 +93,12 @@ export class OscPose {
     for (let i = 0; i < 3; i++) this.goalPos[i] = pos[i]! + POS_SCALE * clip(action[i]!, -1, 1);
     const dr = [0, 1, 2].map((i) => ROT_SCALE * clip(action[3 + i]!, -1, 1));
     matMul3(axisAngleToMat(dr), mat, this.goalMat);
+  }
+
+  /** Λ of the translational (off 0) or rotational (off 3) rows alone: the uncoupled inertias. */
+  private blockInverse(off: number, out: Float64Array): void {
+    for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) this.blk[r * 3 + c] = this.lamInv[(off + r) * 6 + off + c]!;
+    spdInverse(this.blk, 3, out, this.chol, this.col);
   }
 
   /** Joint torques (7) for one substep: task-space PD with decoupled inertias, nullspace posture, bias. */
@@ -99,7 +114,7 @@ export class OscPose {
       J[4 * N + i] = ay;
       J[5 * N + i] = az;
     }
-    spdInverse(s.mass, N, Minv);
+    spdInverse(s.mass, N, Minv, this.chol, this.col);
     for (let r = 0; r < 6; r++)
       for (let c = 0; c < N; c++) {
         let acc = 0;
@@ -112,14 +127,12 @@ export class OscPose {
         for (let k = 0; k < N; k++) acc += JMinv[r * N + k]! * J[c * N + k]!;
         lamInv[r * 6 + c] = acc;
       }
-    spdInverse(lamInv, 6, lam);
-    for (const [off, out] of [[0, this.lamPos], [3, this.lamOri]] as const) {
-      for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) this.blk[r * 3 + c] = lamInv[(off + r) * 6 + off + c]!;
-      spdInverse(this.blk, 3, out);
-    }
+    spdInverse(lamInv, 6, lam, this.chol, this.col);
+    this.blockInverse(0, this.lamPos);
+    this.blockInverse(3, this.lamOri);
 
     // Task-space velocity (6) and errors.
-    const vel = new Float64Array(6);
+    const { vel, err, wrench, jbar, pose, jbarTPose } = this;
     for (let r = 0; r < 6; r++) {
       let acc = 0;
       for (let k = 0; k < N; k++) acc += J[r * N + k]! * s.qd[k]!;
@@ -127,41 +140,38 @@ export class OscPose {
     }
     const R = s.mat, G = this.goalMat;
     // e_o = ½ Σ_i r_c,i × r_d,i over the columns of the current and desired rotations.
-    const eo = [0, 0, 0];
+    let ex = 0, ey = 0, ez = 0;
     for (let i = 0; i < 3; i++) {
       const cx = R[i]!, cy = R[3 + i]!, cz = R[6 + i]!;
       const dx = G[i]!, dy = G[3 + i]!, dz = G[6 + i]!;
-      eo[0]! += 0.5 * (cy * dz - cz * dy);
-      eo[1]! += 0.5 * (cz * dx - cx * dz);
-      eo[2]! += 0.5 * (cx * dy - cy * dx);
+      ex += 0.5 * (cy * dz - cz * dy);
+      ey += 0.5 * (cz * dx - cx * dz);
+      ez += 0.5 * (cx * dy - cy * dx);
     }
-    const force = [0, 1, 2].map((i) => KP * (this.goalPos[i]! - s.pos[i]!) - KD * vel[i]!);
-    const moment = [0, 1, 2].map((i) => KP * eo[i]! - KD * vel[3 + i]!);
+    // F = kp·e_p − kd·v and M = kp·e_o − kd·ω.
+    for (let i = 0; i < 3; i++) err[i] = KP * (this.goalPos[i]! - s.pos[i]!) - KD * vel[i]!;
+    err[3] = KP * ex - KD * vel[3]!;
+    err[4] = KP * ey - KD * vel[4]!;
+    err[5] = KP * ez - KD * vel[5]!;
     // Decoupled wrench (6): Λ_pos F and Λ_ori M.
-    const wrench = new Float64Array(6);
     for (let r = 0; r < 3; r++) {
-      wrench[r] = this.lamPos[r * 3]! * force[0]! + this.lamPos[r * 3 + 1]! * force[1]! + this.lamPos[r * 3 + 2]! * force[2]!;
-      wrench[3 + r] = this.lamOri[r * 3]! * moment[0]! + this.lamOri[r * 3 + 1]! * moment[1]! + this.lamOri[r * 3 + 2]! * moment[2]!;
+      wrench[r] = this.lamPos[r * 3]! * err[0]! + this.lamPos[r * 3 + 1]! * err[1]! + this.lamPos[r * 3 + 2]! * err[2]!;
+      wrench[3 + r] = this.lamOri[r * 3]! * err[3]! + this.lamOri[r * 3 + 1]! * err[4]! + this.lamOri[r * 3 + 2]! * err[5]!;
     }
 
     // Nullspace: N = I − J̄ J with J̄ = M⁻¹ Jᵀ Λ (7×6); τ_null = Nᵀ M (kp (q0 − q) − kd q̇).
-    const jbar = new Float64Array(N * 6);
     for (let r = 0; r < N; r++)
       for (let c = 0; c < 6; c++) {
         let acc = 0;
         for (let k = 0; k < 6; k++) acc += JMinv[k * N + r]! * lam[k * 6 + c]!;
         jbar[r * 6 + c] = acc;
       }
-    const accel = new Float64Array(N);
-    for (let i = 0; i < N; i++) accel[i] = KP_NULL * (this.q0[i]! - s.q[i]!) - KD_NULL * s.qd[i]!;
-    const pose = new Float64Array(N); // M · accel
     for (let i = 0; i < N; i++) {
       let acc = 0;
-      for (let k = 0; k < N; k++) acc += s.mass[i * N + k]! * accel[k]!;
+      for (let k = 0; k < N; k++) acc += s.mass[i * N + k]! * (KP_NULL * (this.q0[k]! - s.q[k]!) - KD_NULL * s.qd[k]!);
       pose[i] = acc;
     }
     // Nᵀ pose = pose − Jᵀ (J̄ᵀ pose)
-    const jbarTPose = new Float64Array(6);
     for (let c = 0; c < 6; c++) {
       let acc = 0;
       for (let k = 0; k < N; k++) acc += jbar[k * 6 + c]! * pose[k]!;

@@ -50,8 +50,17 @@ export class LiberoEnv {
   readonly gripper = new GripperRamp();
   private fixtureRng: Rng;
   private ids: ReturnType<typeof lookupIds>;
-  private mass = new Float64Array(49); // (7, 7)
-  private armState: ArmState;
+  private armState: ArmState = {
+    q: new Float64Array(7),
+    qd: new Float64Array(7),
+    pos: new Float64Array(3),
+    mat: new Float64Array(9),
+    axis: new Float64Array(21), // (7, 3)
+    anchor: new Float64Array(21), // (7, 3)
+    mass: new Float64Array(49), // (7, 7)
+    bias: new Float64Array(7),
+  };
+  private hot: ReturnType<typeof hotViews>;
 
   /** Loads the scene into this thread's MuJoCo; `seed` drives the fixture re-sampling at each reset. */
   static async create(seed = 0): Promise<LiberoEnv> {
@@ -65,7 +74,16 @@ export class LiberoEnv {
     this.ncam = model.ncam;
     this.ids = lookupIds(mj, model);
     this.fixtureRng = new Rng(seed);
-    this.armState = { q: [], qd: [], pos: [], mat: [], axis: [], anchor: [], mass: this.mass, bias: [] };
+    this.hot = hotViews(this.data);
+  }
+
+  /**
+   * Views into MjData used every substep. Each `data.x` access builds a new view through embind, so
+   * they are kept; a growth of the wasm memory detaches them (length 0), and then they are rebuilt.
+   */
+  private views(): ReturnType<typeof hotViews> {
+    if (this.hot.qpos.length === 0) this.hot = hotViews(this.data);
+    return this.hot;
   }
 
   readonly data: MjData;
@@ -143,7 +161,7 @@ export class LiberoEnv {
    */
   physicsStep(action: ArrayLike<number>, substeps = SUBSTEPS): void {
     const { mj, model: m, data: d, ids } = this;
-    const ctrl = d.ctrl;
+    const ctrl = this.views().ctrl;
     for (let sub = 0; sub < substeps; sub++) {
       mj.mj_step1(m, d);
       const s = this.readArm();
@@ -156,9 +174,8 @@ export class LiberoEnv {
       ctrl[ids.fingerCtrl[1]!] = f2;
       mj.mj_step2(m, d);
     }
-    // Positions after the last integration, so poses, state and rendering agree with qpos.
-    mj.mj_kinematics(m, d);
-    mj.mj_camlight(m, d);
+    // Poses and contacts now are those of the last substep's mj_step1, one substep (2 ms) before
+    // qpos, as in robosuite; observation() brings the poses up to date with qpos for rendering.
   }
 
   /** `On(bowl_1, plate)`: bowl origin not below the plate's, touching it, origins < 3 cm apart in xy. */
@@ -188,8 +205,11 @@ export class LiberoEnv {
     return found;
   }
 
+  /** The observation, with poses recomputed from the current qpos so images match the state. */
   observation(): Observation {
-    const d = this.data;
+    const { mj, model: m, data: d } = this;
+    mj.mj_kinematics(m, d);
+    mj.mj_camlight(m, d);
     return {
       state: this.state(),
       instruction: TASKS[this.taskId]!.language,
@@ -243,21 +263,25 @@ export class LiberoEnv {
 
   /** The arm part of the simulator state the controller needs (after mj_step1 or mj_forward). */
   readArm(): ArmState {
-    const { model: m, data: d, ids, mass, armState: s } = this;
-    const qpos = d.qpos, qvel = d.qvel, qM = d.qM, madr = m.dof_Madr;
-    const xaxis = d.xaxis, xanchor = d.xanchor, bias = d.qfrc_bias;
-    s.q = ids.armQpos.map((a) => qpos[a]!);
-    s.qd = ids.armDof.map((a) => qvel[a]!);
-    s.bias = ids.armDof.map((a) => bias[a]!);
-    s.axis = ids.armJoint.flatMap((j) => [xaxis[j * 3]!, xaxis[j * 3 + 1]!, xaxis[j * 3 + 2]!]);
-    s.anchor = ids.armJoint.flatMap((j) => [xanchor[j * 3]!, xanchor[j * 3 + 1]!, xanchor[j * 3 + 2]!]);
+    const { ids, armState: s } = this;
+    const { qpos, qvel, qM, xaxis, xanchor, qfrc_bias, site_xpos, site_xmat } = this.views();
+    const mass = s.mass as Float64Array;
+    for (let i = 0; i < 7; i++) {
+      (s.q as Float64Array)[i] = qpos[ids.armQpos[i]!]!;
+      (s.qd as Float64Array)[i] = qvel[i]!;
+      (s.bias as Float64Array)[i] = qfrc_bias[i]!;
+      const j = ids.armJoint[i]! * 3;
+      for (let k = 0; k < 3; k++) {
+        (s.axis as Float64Array)[i * 3 + k] = xaxis[j + k]!;
+        (s.anchor as Float64Array)[i * 3 + k] = xanchor[j + k]!;
+      }
+      // The arm dofs 0..6 form a chain (dof i's parent is dof i−1), so MuJoCo's sparse qM stores row
+      // i as M(i,i), M(i,i−1), … from dof_Madr[i]; fill both triangles.
+      for (let k = 0; k <= i; k++) mass[i * 7 + k] = mass[k * 7 + i] = qM[ids.armMadr[i]! + (i - k)]!;
+    }
     const g = ids.grip;
-    s.pos = Array.from(d.site_xpos.subarray(g * 3, g * 3 + 3));
-    s.mat = Array.from(d.site_xmat.subarray(g * 9, g * 9 + 9));
-    // The arm dofs form a chain (dof i's parent is dof i−1), so MuJoCo's sparse qM stores row i as
-    // M(i,i), M(i,i−1), … at dof_Madr[i]; fill both triangles.
-    for (let i = 0; i < 7; i++)
-      for (let j = 0; j <= i; j++) mass[i * 7 + j] = mass[j * 7 + i] = qM[madr[ids.armDof[i]!]! + (i - j)]!;
+    for (let k = 0; k < 3; k++) (s.pos as Float64Array)[k] = site_xpos[g * 3 + k]!;
+    for (let k = 0; k < 9; k++) (s.mat as Float64Array)[k] = site_xmat[g * 9 + k]!;
     return s;
   }
 
@@ -277,6 +301,20 @@ function carry(pose: InitState["objects"][ObjectName], from: FixturePose, to: Fi
   return [to.x + c * lx - s * ly, to.y + s * lx + c * ly, pose[2], ...q];
 }
 
+function hotViews(d: MjData) {
+  return {
+    qpos: d.qpos as Float64Array,
+    qvel: d.qvel as Float64Array,
+    qM: d.qM as Float64Array,
+    xaxis: d.xaxis as Float64Array,
+    xanchor: d.xanchor as Float64Array,
+    qfrc_bias: d.qfrc_bias as Float64Array,
+    site_xpos: d.site_xpos as Float64Array,
+    site_xmat: d.site_xmat as Float64Array,
+    ctrl: d.ctrl as Float64Array,
+  };
+}
+
 /** Ids and addresses the env uses every step, looked up once by name. */
 function lookupIds(mj: Mujoco, m: MjModel) {
   const OBJ = { body: mj.mjtObj.mjOBJ_BODY.value, joint: mj.mjtObj.mjOBJ_JOINT.value, site: mj.mjtObj.mjOBJ_SITE.value, actuator: mj.mjtObj.mjOBJ_ACTUATOR.value };
@@ -294,6 +332,7 @@ function lookupIds(mj: Mujoco, m: MjModel) {
   return {
     armJoint,
     armDof,
+    armMadr: armDof.map((dof) => m.dof_Madr[dof]!),
     armQpos: armJoint.map((j) => m.jnt_qposadr[j]!),
     armCtrl: ARM_JOINTS.map((_, i) => id(OBJ.actuator, `robot0_torq_j${i + 1}`)),
     fingerQpos: FINGER_JOINTS.map((n) => m.jnt_qposadr[joint(n)]!),
