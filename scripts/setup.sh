@@ -27,9 +27,13 @@ need=()
 [ -e /usr/lib/x86_64-linux-gnu/libvulkan.so.1 ] || ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 ' || need+=(libvulkan1)
 if ! has_gpu_device && [ ! -e /usr/lib/chromium/vk_swiftshader_icd.json ]; then need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
-  say "installing Debian packages: ${need[*]}"
-  as_root apt-get update -qq >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+  say "installing Debian packages: ${need[*]} (a minute or two; log in ${TMPDIR:-/tmp}/dexrl-apt.log)"
+  log="${TMPDIR:-/tmp}/dexrl-apt.log"
+  if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    say "apt-get failed (see above); install ${need[*]} by hand, or a Vulkan GPU driver"
+    exit 1
+  fi
 fi
 
 # 3. npm dependencies. Lifecycle scripts stay blocked (bun's default): onnxruntime-node's would
