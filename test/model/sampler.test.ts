@@ -221,3 +221,14 @@ describe("value_after_vlm", () => {
     for (const [name, t] of policy.params) expect([name, t.grad !== undefined]).toEqual([name, name.startsWith("value_head")]);
   });
 });
+
+describe("add_value_head off", () => {
+  test("removes the head's parameters, and calls report a zero value", async () => {
+    const ncfg = tinyModel({ add_value_head: false });
+    const narrays = perturbedParams(ncfg, 13);
+    expect([...narrays.keys()].some((n) => n.startsWith("value_head"))).toBe(false);
+    const policy = Policy.fromArrays(ncfg, narrays, true);
+    const value = await scopeAsync(async () => op.noGrad(() => sampleActions(policy, setup(policy), sde(), normalSource(1), true, () => 0).value.read()));
+    expect(Array.from(value)).toEqual(Array(B).fill(0));
+  });
+});
