@@ -1,5 +1,5 @@
 // Depth order, MuJoCo's group convention, and the colour of lit faces against the lighting equation.
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { getGpu } from "../../src/gpu/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses } from "../../src/render/renderer.ts";
