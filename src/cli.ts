@@ -9,6 +9,7 @@ import { DexrlError, EXIT_USAGE } from "./errors.ts";
 const subCommands: SubCommandsDef = {
   config: () => import("./commands/config.ts").then((m) => m.default),
   doctor: () => import("./commands/doctor.ts").then((m) => m.default),
+  eval: () => import("./commands/eval.ts").then((m) => m.default),
   expert: () => import("./commands/expert.ts").then((m) => m.default),
   export: () => import("./commands/export.ts").then((m) => m.default),
   render: () => import("./commands/render.ts").then((m) => m.default),

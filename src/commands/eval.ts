@@ -1,0 +1,103 @@
+// `dexrl eval`: a checkpoint's deterministic policy on LIBERO-Spatial's fixed initial states,
+// success per task and overall.
+import { defineCommand } from "citty";
+import { writeFileSync } from "node:fs";
+import { configArgs, debugArgs, jsonArgs, type DexrlMeta } from "../cli/args.ts";
+import { loadConfigFromArgs } from "../config/cli.ts";
+import { usageError } from "../errors.ts";
+import { evaluate, type EvalReport } from "../eval/evaluate.ts";
+import { getGpu } from "../gpu/device.ts";
+import { initEngine } from "../gpu/runtime.ts";
+import { Progress } from "../log/console.ts";
+import { Policy } from "../model/policy.ts";
+import { loadPolicyCheckpoint } from "../model/policy_checkpoint.ts";
+import { PolicyRunner, runnerBackend } from "../model/runner.ts";
+import { NUM_TASKS } from "../sim/tasks.ts";
+
+/** "0,3,7" or "all" → task ids. */
+export function parseTasks(spec: string): number[] {
+  if (spec === "all") return Array.from({ length: NUM_TASKS }, (_, i) => i);
+  const ids = spec.split(",").map((s) => s.trim());
+  for (const s of ids)
+    if (!/^\d+$/.test(s) || Number(s) >= NUM_TASKS) throw usageError(`--tasks takes task ids 0 to ${NUM_TASKS - 1} separated by commas, or "all"; got "${spec}".`);
+  return [...new Set(ids.map(Number))];
+}
+
+function table(r: EvalReport): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
+  const lines = r.tasks.map((t) => `${String(t.task).padStart(4)}  ${pct(t.successOnce)}  ${pct(t.successAtEnd)}  ${t.meanEpisodeLen.toFixed(1).padStart(7)}  ${String(t.episodes).padStart(5)}  ${t.instruction}`);
+  const o = r.overall;
+  return [
+    "task  success  at end  ep. len  trials  instruction",
+    ...lines,
+    ` all  ${pct(o.successOnce)}  ${pct(o.successAtEnd)}  ${o.meanEpisodeLen.toFixed(1).padStart(7)}  ${String(o.episodes).padStart(5)}  (${r.seconds.toFixed(0)} s)`,
+  ].join("\n");
+}
+
+export default defineCommand({
+  meta: {
+    name: "eval",
+    description:
+      "Evaluate a checkpoint's flow-ODE policy on LIBERO-Spatial's fixed initial states (trial i uses initial state i); reports success_once, success_at_end and episode length per task. Episode settings come from env.eval, sampling from actor.model; images are rendered at the checkpoint's image size.",
+    examples: [
+      "dexrl eval --ckpt logs/run/checkpoints/global_step_50",
+      "dexrl eval --ckpt models/sft --tasks 0,4 --num-trials-per-task 10 env.eval.total_num_envs=20",
+      "dexrl eval --ckpt models/sft --json --out eval.json",
+    ],
+  } satisfies DexrlMeta,
+  args: {
+    ckpt: { type: "string", required: true, valueHint: "DIR", description: "Checkpoint directory" },
+    tasks: { type: "string", default: "all", valueHint: "LIST", description: 'Task ids, e.g. "0,4", or "all"' },
+    "num-trials-per-task": { type: "string", default: "50", alias: ["num_trials_per_task"], valueHint: "N", description: "Episodes per task, from initial state 0 up (1 to 50)" },
+    out: { type: "string", valueHint: "FILE", description: "Also write the report as JSON to this file" },
+    ...configArgs,
+    ...jsonArgs,
+    ...debugArgs,
+  },
+  async run({ args }) {
+    const { config } = loadConfigFromArgs(args);
+    const trials = Number(args["num-trials-per-task"]);
+    if (!Number.isInteger(trials) || trials < 1 || trials > 50) throw usageError(`--num-trials-per-task must be an integer from 1 to 50 (the fixed initial states per task), got ${args["num-trials-per-task"]}.`);
+    const tasks = parseTasks(args.tasks);
+    const ck = loadPolicyCheckpoint(args.ckpt);
+    const m = config.actor.model;
+    if (ck.config.horizon !== m.action_horizon)
+      throw usageError(`Checkpoint ${args.ckpt} has action horizon ${ck.config.horizon} but actor.model.action_horizon is ${m.action_horizon}; set actor.model.action_horizon=${ck.config.horizon}.`);
+    if (ck.config.action_dim !== m.action_dim) throw usageError(`Checkpoint ${args.ckpt} has action_dim ${ck.config.action_dim} but actor.model.action_dim is ${m.action_dim}.`);
+    if (ck.config.num_images !== m.dexbotic.num_images_in_input)
+      throw usageError(`Checkpoint ${args.ckpt} takes ${ck.config.num_images} camera views but actor.model.dexbotic.num_images_in_input is ${m.dexbotic.num_images_in_input}.`);
+
+    const gpu = await initEngine();
+    const env = config.env.eval;
+    const policy = Policy.fromArrays(ck.config, ck.params, true);
+    const backend = runnerBackend(config.rollout.sampler_backend, config.rollout.prefix_backend, gpu.summary.isSoftware);
+    const runner = await PolicyRunner.create({
+      policy,
+      normStats: ck.normStats,
+      tokenizer: ck.tokenizer,
+      sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
+      seed: env.seed,
+      backend,
+      params: ck.params,
+    });
+    const total = tasks.length * trials;
+    console.error(`dexrl: evaluating ${args.ckpt} on ${tasks.length} task(s) × ${trials} trials with ${Math.min(env.total_num_envs, total)} envs (policy on ${backend}, ${m.num_steps} ODE steps, ${m.num_action_chunks} actions per call)`);
+    const progress = new Progress("eval", total);
+    let successes = 0;
+    const report = await evaluate(await getGpu(), runner, {
+      tasks,
+      trialsPerTask: trials,
+      numEnvs: env.total_num_envs,
+      maxEpisodeSteps: env.max_episode_steps,
+      ignoreTerminations: env.ignore_terminations,
+      seed: env.seed,
+      onEpisode: (done, _, e) => {
+        successes += +e.successOnce;
+        progress.tick(1, `success ${((100 * successes) / done).toFixed(1)}%`);
+      },
+    });
+    await runner.release();
+    if (args.out) writeFileSync(args.out, JSON.stringify(report, null, 2) + "\n");
+    console.log(args.json ? JSON.stringify(report, null, 2) : table(report));
+  },
+});

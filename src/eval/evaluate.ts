@@ -1,0 +1,108 @@
+// Evaluation: the deterministic (flow-ODE) policy on LIBERO-Spatial's fixed initial states, in
+// waves of parallel envs, with success_once / success_at_end / episode_len per task as RLinf
+// reports them.
+import type { Gpu } from "../gpu/device.ts";
+import type { PolicyRunner } from "../model/runner.ts";
+import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
+import type { EpisodeInfo } from "../sim/protocol.ts";
+import { TASKS } from "../sim/tasks.ts";
+import { VecEnv } from "../sim/vec_env.ts";
+
+export interface EvalOptions {
+  tasks: number[];
+  trialsPerTask: number;
+  /** Parallel envs (at most the number of episodes). */
+  numEnvs: number;
+  maxEpisodeSteps: number;
+  /** Keep stepping after success, so success_at_end means something (RLinf's eval setting). */
+  ignoreTerminations: boolean;
+  seed: number;
+  /** Called after each finished episode. */
+  onEpisode?: (done: number, total: number, e: EpisodeInfo) => void;
+}
+
+export interface TaskResult {
+  task: number;
+  instruction: string;
+  episodes: number;
+  successOnce: number;
+  successAtEnd: number;
+  meanEpisodeLen: number;
+}
+
+export interface EvalReport {
+  tasks: TaskResult[];
+  overall: Omit<TaskResult, "task" | "instruction">;
+  seconds: number;
+}
+
+/** Trial i of a task starts from the task's fixed initial state i, as the LIBERO protocol does. */
+function jobs(o: EvalOptions): { task: number; initState: number }[] {
+  return o.tasks.flatMap((task) => Array.from({ length: o.trialsPerTask }, (_, i) => ({ task, initState: i })));
+}
+
+export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): Promise<EvalReport> {
+  const t0 = performance.now();
+  const c = runner.policy.c;
+  const all = jobs(o);
+  const N = Math.min(o.numEnvs, all.length);
+  const chunk = runner.sampler.chunk;
+  const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: o.maxEpisodeSteps, autoReset: false, ignoreTerminations: o.ignoreTerminations, seed: o.seed });
+  const renderer = await createLiberoRenderer(gpu, c.image_size, N);
+  const finished: EpisodeInfo[] = [];
+  try {
+    for (let start = 0; start < all.length; start += N) {
+      // The last wave may be short: its spare envs repeat a job and their episodes are dropped.
+      const wave = all.slice(start, start + N);
+      const padded = Array.from({ length: N }, (_, i) => wave[i % wave.length]!);
+      let obs = await vec.reset(padded.map((j) => j.task), padded.map((j) => j.initState));
+      const ended = new Set<number>();
+      while (ended.size < wave.length) {
+        const images = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
+        const act = await runner.act({ images: selectViews(images, N, c.num_images, c.image_size), instructions: obs.instructions, states: obs.states }, false);
+        const step = await vec.step(padAction(act.actions, N, chunk, runner.sampler.envDim), chunk);
+        for (const e of step.episodes) {
+          if (e.env >= wave.length || ended.has(e.env)) continue;
+          ended.add(e.env);
+          finished.push(e);
+          o.onEpisode?.(finished.length, all.length, e);
+        }
+        obs = step.obs;
+      }
+    }
+  } finally {
+    await vec.close();
+  }
+  return report(finished, o.tasks, (performance.now() - t0) / 1000);
+}
+
+/** The model's views: both cameras, or agentview alone when num_images is 1. */
+function selectViews(images: Uint8Array, N: number, views: number, S: number): Uint8Array {
+  if (views === 2) return images;
+  const per = S * S * 3;
+  const out = new Uint8Array(N * per);
+  for (let i = 0; i < N; i++) out.set(images.subarray(i * 2 * per, i * 2 * per + per), i * per);
+  return out;
+}
+
+/** Actions of action_env_dim < 7 dims are padded with zeros to the env's 7. */
+function padAction(actions: Float32Array, N: number, chunk: number, envDim: number): Float32Array {
+  if (envDim === 7) return actions;
+  const out = new Float32Array(N * chunk * 7);
+  for (let r = 0; r < N * chunk; r++) out.set(actions.subarray(r * envDim, (r + 1) * envDim), r * 7);
+  return out;
+}
+
+function summarize(es: EpisodeInfo[]): Omit<TaskResult, "task" | "instruction"> {
+  const n = es.length;
+  const mean = (f: (e: EpisodeInfo) => number) => (n ? es.reduce((s, e) => s + f(e), 0) / n : 0);
+  return { episodes: n, successOnce: mean((e) => +e.successOnce), successAtEnd: mean((e) => +e.successAtEnd), meanEpisodeLen: mean((e) => e.episodeLen) };
+}
+
+export function report(finished: EpisodeInfo[], tasks: number[], seconds: number): EvalReport {
+  return {
+    tasks: tasks.map((task) => ({ task, instruction: TASKS[task]!.language, ...summarize(finished.filter((e) => e.task === task)) })),
+    overall: summarize(finished),
+    seconds,
+  };
+}

@@ -1,0 +1,61 @@
+// `dexrl eval` end to end: a real checkpoint (tiny, random) acting in real simulated envs through the
+// renderer, episodes counted per task; and its refusals of bad input.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseTasks } from "../../src/commands/eval.ts";
+import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
+import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { TASKS } from "../../src/sim/tasks.ts";
+import { perturbedParams, tinyModel } from "../model/helpers.ts";
+
+// Simulation, rendering and the policy on SwiftShader, in a child process.
+setDefaultTimeout(180_000);
+
+const root = join(import.meta.dir, "..", "..");
+const dexrl = (...args: string[]) => {
+  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root });
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+};
+
+function checkpoint(): string {
+  const dir = join(mkdtempSync(join(tmpdir(), "dexrl-eval-")), "ckpt");
+  const tokenizer = Tokenizer.fromTexts(TASKS.map((t) => t.language), 24);
+  const config = tinyModel({ max_text_len: 24, vocab_size: tokenizer.vocabSize, horizon: 10 });
+  const unit = (n: number) => ({ mean: Array(n).fill(0), std: Array(n).fill(0.3) });
+  savePolicyCheckpoint(dir, { config, params: perturbedParams(config, 2), normStats: { state: unit(8), actions: unit(7) }, tokenizer });
+  return dir;
+}
+
+describe("dexrl eval", () => {
+  test("runs every requested episode to its end and reports per task", () => {
+    const ckpt = checkpoint();
+    const out = join(ckpt, "..", "report.json");
+    const r = dexrl("eval", "--ckpt", ckpt, "--tasks", "0,4", "--num-trials-per-task", "2", "--out", out, "--json",
+      "env.eval.total_num_envs=3", "env.eval.max_episode_steps=10", "env.eval.max_steps_per_rollout_epoch=10", "actor.model.action_horizon=10");
+    expect(r.err).not.toContain("internal error");
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out);
+    expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(report);
+    expect(report.tasks.map((t: { task: number; episodes: number }) => [t.task, t.episodes])).toEqual([[0, 2], [4, 2]]);
+    expect(report.overall.episodes).toBe(4);
+    // A random policy does not solve the task in 10 steps; with ignore_terminations every episode runs to the limit.
+    expect(report.overall.successOnce).toBe(0);
+    expect(report.overall.meanEpisodeLen).toBe(10);
+    expect(r.err).toContain("eval ");
+  });
+
+  test("bad input: a mismatched horizon, unknown tasks, trials out of range", () => {
+    const ckpt = checkpoint();
+    const h = dexrl("eval", "--ckpt", ckpt);
+    expect(h.code).toBe(2);
+    expect(h.err).toContain("has action horizon 10 but actor.model.action_horizon is 50; set actor.model.action_horizon=10.");
+    expect(() => parseTasks("3,11")).toThrow('--tasks takes task ids 0 to 9 separated by commas, or "all"; got "3,11".');
+    expect(parseTasks("all")).toHaveLength(10);
+    expect(parseTasks("4, 4,0")).toEqual([4, 0]);
+    const t = dexrl("eval", "--ckpt", ckpt, "--num-trials-per-task", "51", "actor.model.action_horizon=10");
+    expect(t.code).toBe(2);
+    expect(t.err).toContain("--num-trials-per-task must be an integer from 1 to 50");
+  });
+});
