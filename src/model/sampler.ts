@@ -49,33 +49,39 @@ export function context(policy: Policy, prefix: PrefixKV, stateN: Tensor): Conte
   return { prefix, bias: policy.suffixBias(prefix), stateTok: policy.stateToken(stateN) };
 }
 
-/** One transition at grid step i: mean and std of x_{t−δ} given x_t, and the action tokens' outputs. */
-function transition(policy: Policy, ctx: Context, cfg: SamplerConfig, xt: Tensor, i: number, stochastic: boolean) {
+/**
+ * One transition at grid step i (one for the batch, or one per example): mean and std of x_{t−δ}
+ * given x_t, and the action tokens' outputs.
+ */
+function transition(policy: Policy, ctx: Context, cfg: SamplerConfig, xt: Tensor, i: number | readonly number[], stochastic: boolean) {
   const grid = timeGrid(cfg.numSteps);
-  const t = grid[i]!;
-  const delta = t - grid[i + 1]!;
+  const steps = typeof i === "number" ? [i] : i;
   const method: NoiseMethod = stochastic ? cfg.method : "flow_ode";
-  const w = stepWeights(method, t, delta, cfg.noiseLevel, grid);
-  const { velocity, actionOut } = policy.expert(ctx.prefix, ctx.bias, ctx.stateTok, xt, t);
-  // w0·(x_t − v·t) + w1·(x_t + v·(1 − t)) as one affine combination of x_t and v.
-  const mean = op.add(op.scale(xt, w.w0 + w.w1), op.scale(velocity, w.w1 * (1 - t) - w.w0 * t));
-  const std: Tensor | number = method === "flow_noise" ? policy.noiseStd(actionOut) : w.std;
+  const ts = steps.map((k) => grid[k]!);
+  const ws = steps.map((k) => stepWeights(method, grid[k]!, grid[k]! - grid[k + 1]!, cfg.noiseLevel, grid));
+  const { velocity, actionOut } = policy.expert(ctx.prefix, ctx.bias, ctx.stateTok, xt, ts);
+  // w0·(x_t − v·t) + w1·(x_t + v·(1 − t)) as one affine combination a·x_t + b·v.
+  const a = ws.map((w) => w.w0 + w.w1);
+  const b = ws.map((w, k) => w.w1 * (1 - ts[k]!) - w.w0 * ts[k]!);
+  const perExample = (v: number[]) => Tensor.from(v, [v.length, 1, 1]);
+  const mean = steps.length === 1 ? op.add(op.scale(xt, a[0]!), op.scale(velocity, b[0]!)) : op.add(op.mul(xt, perExample(a)), op.mul(velocity, perExample(b)));
+  const std: Tensor | number = method === "flow_noise" ? policy.noiseStd(actionOut) : steps.length === 1 ? ws[0]!.std : perExample(ws.map((w) => w.std));
   return { mean, std, actionOut };
 }
 
 /** The executed part [B, chunk, envDim] of a [B, H, D] tensor. */
 const executed = (x: Tensor, cfg: SamplerConfig) => op.slice(op.slice(x, 1, 0, cfg.chunk), 2, 0, cfg.envDim);
 
-/** Σ over the executed chunk of log N(x; mean, std²) → [B]. */
+/** Σ over the executed chunk of log N(x; mean, std²) → [B]; std is a number, [B, 1, 1] or [B, H, D]. */
 function chunkLogProb(x: Tensor, mean: Tensor, std: Tensor | number, cfg: SamplerConfig): Tensor {
-  const s = typeof std === "number" ? std : executed(std, cfg);
+  const s = typeof std === "number" || std.shape[1] === 1 ? std : executed(std, cfg);
   const lp = op.gaussianLogProb(executed(x, cfg), executed(mean, cfg), s);
   return op.sum(op.reshape(lp, [lp.shape[0]!, cfg.chunk * cfg.envDim]), 1);
 }
 
-/** Mean entropy per executed element → [B] (zeros unless the std is learned). */
+/** Mean entropy per executed element → [B] (zeros unless the std is learned, as RLinf). */
 function chunkEntropy(std: Tensor | number, B: number, cfg: SamplerConfig): Tensor {
-  if (typeof std === "number") return Tensor.from(new Float32Array(B), [B]);
+  if (typeof std === "number" || std.shape[1] === 1) return Tensor.from(new Float32Array(B), [B]);
   const e = op.affine(op.log(executed(std, cfg)), 1, gaussianEntropy(1)); // ½log(2πe) + log σ
   return op.mean(op.reshape(e, [B, cfg.chunk * cfg.envDim]), 1);
 }
@@ -145,4 +151,17 @@ export function logProbValue(policy: Policy, ctx: Context, cfg: SamplerConfig, c
     if (c.add_value_head) values.push(policy.value(ctx.prefix, actionOut, cfg.detachCritic));
   }
   return { logProb: mean(logProbs), entropy: mean(entropies), value: values.length ? mean(values) : zeros(B) };
+}
+
+/**
+ * Non-joint log-prob, entropy and value with gradients when every example has its own stochastic
+ * step (a PPO minibatch mixes policy calls): x_s and x_{s+1} [B, H, D] taken from each stored chain.
+ */
+export function logProbValueAt(policy: Policy, ctx: Context, cfg: SamplerConfig, xs: Tensor, xNext: Tensor, steps: readonly number[]): { logProb: Tensor; entropy: Tensor; value: Tensor } {
+  const B = xs.shape[0]!;
+  if (cfg.jointLogprob) throw new Error("logProbValueAt is for one stochastic step per example; joint log-probs use logProbValue");
+  if (steps.length !== B || steps.some((k) => !(k >= 0 && k < cfg.numSteps))) throw new Error(`logProbValueAt needs ${B} steps in 0…${cfg.numSteps - 1}`);
+  const { mean, std, actionOut } = transition(policy, ctx, cfg, xs, steps, true);
+  const value = policy.c.add_value_head ? policy.value(ctx.prefix, actionOut, cfg.detachCritic) : zeros(B);
+  return { logProb: chunkLogProb(xNext, mean, std, cfg), entropy: chunkEntropy(std, B, cfg), value };
 }

@@ -8,7 +8,7 @@ import { isPrefixParameter, type ModelConfig } from "../../src/model/config.ts";
 import { gaussianLogProb, stepMean, stepWeights, timeGrid } from "../../src/model/flow.ts";
 import { exportPolicyOnnx } from "../../src/model/onnx_export.ts";
 import { Policy } from "../../src/model/policy.ts";
-import { context, logProbValue, sampleActions, type SamplerConfig } from "../../src/model/sampler.ts";
+import { context, logProbValue, logProbValueAt, sampleActions, type SamplerConfig } from "../../src/model/sampler.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
 import { normalSource, perturbedParams, tinyModel } from "./helpers.ts";
 
@@ -230,5 +230,36 @@ describe("add_value_head off", () => {
     const policy = Policy.fromArrays(ncfg, narrays, true);
     const value = await scopeAsync(async () => op.noGrad(() => sampleActions(policy, setup(policy), sde(), normalSource(1), true, () => 0).value.read()));
     expect(Array.from(value)).toEqual(Array(B).fill(0));
+  });
+});
+
+describe("logProbValueAt", () => {
+  test("per-example stochastic steps give each example's log-prob, entropy and value at its own step", async () => {
+    for (const method of ["flow_sde", "flow_noise"] as const) {
+      const policy = Policy.fromArrays(cfg, arrays, true);
+      const sc = sde({ method });
+      const steps = [2, 0, 3];
+      const r = await scopeAsync(async () =>
+        op.noGrad(() => {
+          const ctx = setup(policy);
+          const chain = sampleActions(policy, ctx, sc, normalSource(7), true, () => 1).chain;
+          const pick = (offset: number) => op.concat(steps.map((k, b) => op.slice(op.slice(chain, 0, b, b + 1), 1, k + offset, k + offset + 1)), 0);
+          const HD = [B, cfg.horizon, cfg.action_dim];
+          const mixed = logProbValueAt(policy, ctx, sc, op.reshape(pick(0), HD), op.reshape(pick(1), HD), steps);
+          const single = steps.map((k) => logProbValue(policy, ctx, sc, chain, k));
+          return {
+            lp: mixed.logProb.read(), v: mixed.value.read(), e: mixed.entropy.read(),
+            want: single.map((x, b) => [x.logProb.read(), x.value.read(), x.entropy.read(), b] as const),
+          };
+        }),
+      );
+      const [lp, v, e] = await Promise.all([r.lp, r.v, r.e]);
+      for (const [wl, wv, we, b] of r.want) {
+        const [l1, v1, e1] = await Promise.all([wl, wv, we]);
+        expect(Math.abs(lp[b]! - l1[b]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(l1[b]!)));
+        expect(Math.abs(v[b]! - v1[b]!)).toBeLessThan(1e-5);
+        expect(Math.abs(e[b]! - e1[b]!)).toBeLessThan(1e-5);
+      }
+    }
   });
 });
