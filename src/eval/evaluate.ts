@@ -2,6 +2,7 @@
 // waves of parallel envs, with success_once / success_at_end / episode_len per task as RLinf
 // reports them.
 import type { Gpu } from "../gpu/device.ts";
+import { envActions, policyImages } from "../model/observation.ts";
 import type { PolicyRunner } from "../model/runner.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
@@ -59,8 +60,8 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
       const ended = new Set<number>();
       while (ended.size < wave.length) {
         const images = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
-        const act = await runner.act({ images: selectViews(images, N, c.num_images, c.image_size), instructions: obs.instructions, states: obs.states }, false);
-        const step = await vec.step(padAction(act.actions, N, chunk, runner.sampler.envDim), chunk);
+        const act = await runner.act({ images: policyImages(images, N, c.num_images, c.image_size), instructions: obs.instructions, states: obs.states }, false);
+        const step = await vec.step(envActions(act.actions, N, chunk, runner.sampler.envDim), chunk);
         for (const e of step.episodes) {
           if (e.env >= wave.length || ended.has(e.env)) continue;
           ended.add(e.env);
@@ -74,23 +75,6 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
     await vec.close();
   }
   return report(finished, o.tasks, (performance.now() - t0) / 1000);
-}
-
-/** The model's views: both cameras, or agentview alone when num_images is 1. */
-function selectViews(images: Uint8Array, N: number, views: number, S: number): Uint8Array {
-  if (views === 2) return images;
-  const per = S * S * 3;
-  const out = new Uint8Array(N * per);
-  for (let i = 0; i < N; i++) out.set(images.subarray(i * 2 * per, i * 2 * per + per), i * per);
-  return out;
-}
-
-/** Actions of action_env_dim < 7 dims are padded with zeros to the env's 7. */
-function padAction(actions: Float32Array, N: number, chunk: number, envDim: number): Float32Array {
-  if (envDim === 7) return actions;
-  const out = new Float32Array(N * chunk * 7);
-  for (let r = 0; r < N * chunk; r++) out.set(actions.subarray(r * envDim, (r + 1) * envDim), r * 7);
-  return out;
 }
 
 function summarize(es: EpisodeInfo[]): Omit<TaskResult, "task" | "instruction"> {
