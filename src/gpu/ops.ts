@@ -1,6 +1,6 @@
 // The differentiable tensor operations the model is written with. Each is a primitive from prims.ts
 // or a short composition of them; the CPU reference (reference.ts) defines what each one means.
-import { apply } from "./autograd.ts";
+import { apply, isGradEnabled, tracksGrad } from "./autograd.ts";
 import type { UnaryOp } from "./kernels/elementwise.ts";
 import { patchify as patchifyKernel } from "./kernels/layout.ts";
 import { type Shape, Tensor, numel, shapeStr } from "./tensor.ts";
@@ -127,6 +127,16 @@ export interface MatmulOptions {
 /** Batched matmul over the last two dims. */
 export const matmul = (a: Tensor, b: Tensor, o: MatmulOptions = {}) =>
   apply("matmul", [a, b], { transA: o.transA ?? false, transB: o.transB ?? false, alpha: o.alpha ?? 1 });
+
+/**
+ * softmax(scale·q·kᵀ + bias)·v for q [B, h, S, hd], k and v [B, h, T, hd] → [B, h, S, hd], fused: the
+ * [B, h, S, T] logits are never stored. bias is additive, broadcasts to [B, h, S, T] (e.g. [B, 1, S, T]
+ * or [B, 1, 1, T]; −1e9 where a key is masked) and, being a mask, gets no gradient.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | undefined, scale: number): Tensor {
+  if (bias && isGradEnabled() && tracksGrad(bias)) throw new Error("attention: the bias is a mask and takes no gradient, but this one depends on a parameter");
+  return apply("attention", bias ? [q, k, v, bias] : [q, k, v], { scale });
+}
 
 export const layerNorm = (x: Tensor, w: Tensor, b: Tensor, eps = 1e-5) => apply("norm", [x, w, b], { kind: "layer", eps });
 export const rmsNorm = (x: Tensor, w: Tensor, eps = 1e-6) => apply("norm", [x, w], { kind: "rms", eps });

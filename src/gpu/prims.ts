@@ -2,6 +2,7 @@
 // table whose type (`{ [K in PrimName]: Prim<K> }`) makes the compiler refuse a primitive without a rule.
 // Rules run without recording (no higher-order gradients) and return one gradient per input,
 // shaped like that input, or undefined where `needs[i]` is false.
+import { attentionBackward, attentionForward } from "./kernels/attention.ts";
 import { type BinaryOp, type UnaryOp, binary, binaryGrad, broadcastShape, expand, unary, unaryGrad } from "./kernels/elementwise.ts";
 import { axisCopy, gather, gatherGrad, permute, zeros } from "./kernels/layout.ts";
 import { matmul } from "./kernels/matmul.ts";
@@ -27,6 +28,8 @@ export interface Attrs {
   concat: { axis: number };
   permute: { perm: readonly number[] };
   reshape: { shape: Shape };
+  /** inputs: q [B, h, S, hd], k, v [B, h, T, hd], bias (optional, a mask: no gradient). */
+  attention: { scale: number };
 }
 export type PrimName = keyof Attrs;
 
@@ -191,6 +194,18 @@ export const PRIMS: { [K in PrimName]: Prim<K> } = {
   reshape: {
     forward: ([x], { shape }) => ({ out: x!.view(shape) }),
     backward: ({ inputs: [x] }, dy) => [dy.view(x!.shape)],
+  },
+
+  // Saves the logsumexp of every query row so the backward recomputes the probabilities row by row.
+  attention: {
+    forward: ([q, k, v, bias], { scale }) => {
+      const { out, lse } = attentionForward(q!, k!, v!, bias, scale);
+      return { out, saved: [lse] };
+    },
+    backward: ({ inputs: [q, k, v, bias], out, saved: [lse], attrs: { scale }, needs }, dy) => {
+      const g = attentionBackward(q!, k!, v!, bias, scale, out, lse!, dy, { q: needs[0]!, k: needs[1]!, v: needs[2]! });
+      return [g.dq, g.dk, g.dv];
+    },
   },
 };
 

@@ -260,6 +260,51 @@ export function normVjp(x: R, w: R, b: R | undefined, eps: number, dy: R): { dx:
   return { dx, dw, db };
 }
 
+// ---- attention ---------------------------------------------------------------------------------
+
+/** The probabilities P [B, h, S, T] = softmax(scale·q·kᵀ + bias) of q [B, h, S, hd], k [B, h, T, hd]. */
+function attentionProbs(q: R, k: R, bias: R | undefined, scale: number): R {
+  const [B, h, S, hd] = q.shape as [number, number, number, number];
+  const T = k.shape[2]!;
+  const logits = r([B, h, S, T]);
+  for (let bh = 0; bh < B * h; bh++)
+    for (let i = 0; i < S; i++)
+      for (let j = 0; j < T; j++) {
+        let s = 0;
+        for (let d = 0; d < hd; d++) s += q.data[(bh * S + i) * hd + d]! * k.data[(bh * T + j) * hd + d]!;
+        const at = (bh * S + i) * T + j;
+        logits.data[at] = scale * s + (bias ? bias.data[bIndex(unravel(at, logits.shape), bias.shape)]! : 0);
+      }
+  return softmax(logits);
+}
+
+/** softmax(scale·q·kᵀ + bias)·v; bias broadcasts to [B, h, S, T]. */
+export function attention(q: R, k: R, v: R, bias: R | undefined, scale: number): R {
+  const p = attentionProbs(q, k, bias, scale);
+  return matmul(p, v);
+}
+
+/** Gradients of Σ dO ⊙ attention(q, k, v) with respect to q, k and v (the bias is a constant). */
+export function attentionVjp(q: R, k: R, v: R, bias: R | undefined, scale: number, dO: R): [R, R, R] {
+  const p = attentionProbs(q, k, bias, scale);
+  const [dP, dv] = matmulVjp(p, v, dO);
+  const dLogits = softmaxVjpFromProbs(p, dP);
+  const [dq, dk] = matmulVjp(q, k, dLogits, false, true, scale);
+  return [dq, dk, dv];
+}
+
+/** dx = P ⊙ (dP − Σ_c dP·P) per row, given the probabilities P of the softmax. */
+function softmaxVjpFromProbs(p: R, dP: R): R {
+  const C = p.shape.at(-1)!;
+  const dx = r(p.shape);
+  for (let o = 0; o < p.data.length; o += C) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += dP.data[o + c]! * p.data[o + c]!;
+    for (let c = 0; c < C; c++) dx.data[o + c] = p.data[o + c]! * (dP.data[o + c]! - s);
+  }
+  return dx;
+}
+
 // ---- data movement -----------------------------------------------------------------------------
 
 export function permute(x: R, perm: readonly number[]): R {

@@ -67,11 +67,9 @@ export class Policy {
     return op.reshape(op.permute(x, [0, 2, 1, 3]), [N, S, h * hd]);
   }
 
-  /** softmax(q·kᵀ/√hd + bias)·v. */
+  /** softmax(q·kᵀ/√hd + bias)·v, fused: the [B, heads, S, T] logits are never stored. */
   private static attend(q: Tensor, k: Tensor, v: Tensor, hd: number, bias?: Tensor): Tensor {
-    let s = op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(hd) });
-    if (bias) s = op.add(s, bias);
-    return op.matmul(op.softmax(s), v);
+    return op.attention(q, k, v, bias, 1 / Math.sqrt(hd));
   }
 
   /**
