@@ -14,6 +14,7 @@ const subCommands: SubCommandsDef = {
   export: () => import("./commands/export.ts").then((m) => m.default),
   render: () => import("./commands/render.ts").then((m) => m.default),
   tasks: () => import("./commands/tasks.ts").then((m) => m.default),
+  train: () => import("./commands/train.ts").then((m) => m.default),
 };
 
 export const main: CommandDef = {
