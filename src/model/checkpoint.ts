@@ -31,8 +31,11 @@ export const FILES = {
   tokenizer: "tokenizer.json",
 } as const;
 
-/** Writes the checkpoint into `dir`, replacing any previous one only once the new one is complete. */
-export function saveCheckpoint(dir: string, data: CheckpointData): void {
+/**
+ * Writes the checkpoint (and any `extra` files, e.g. a trainer's state) into `dir`, replacing any
+ * previous one only once the new one is complete.
+ */
+export function saveCheckpoint(dir: string, data: CheckpointData, extra: Record<string, Uint8Array | string> = {}): void {
   mkdirSync(dirname(dir), { recursive: true });
   const partial = join(dirname(dir), `.${basename(dir)}.partial-${process.pid}`);
   rmSync(partial, { recursive: true, force: true });
@@ -41,6 +44,7 @@ export function saveCheckpoint(dir: string, data: CheckpointData): void {
   writeFileSync(join(partial, FILES.model), encodeSafetensors(data.tensors, { format: "pt", producer: "dexrl" }));
   writeFileSync(join(partial, FILES.normStats), JSON.stringify({ norm_stats: data.normStats }, null, 2) + "\n");
   writeFileSync(join(partial, FILES.tokenizer), JSON.stringify(data.tokenizer.toJSON()) + "\n");
+  for (const [name, bytes] of Object.entries(extra)) writeFileSync(join(partial, name), bytes);
   if (existsSync(dir)) {
     const old = join(dirname(dir), `.${basename(dir)}.old-${process.pid}`);
     renameSync(dir, old);

@@ -36,12 +36,16 @@ export function loadPolicyCheckpoint(dir: string): PolicyCheckpoint {
   return { config, params: new Map([...ck.tensors].map(([n, t]) => [n, t.data])), normStats: ck.normStats, tokenizer: ck.tokenizer };
 }
 
-export function savePolicyCheckpoint(dir: string, p: PolicyCheckpoint): void {
+export function savePolicyCheckpoint(dir: string, p: PolicyCheckpoint, extra: Record<string, Uint8Array | string> = {}): void {
   const shapes = parameterShapes(p.config);
-  saveCheckpoint(dir, {
-    config: p.config as unknown as Record<string, unknown>,
-    tensors: new Map([...shapes].map(([n, shape]) => [n, { shape, data: p.params.get(n)! }])),
-    normStats: p.normStats,
-    tokenizer: p.tokenizer,
-  });
+  saveCheckpoint(
+    dir,
+    {
+      config: p.config as unknown as Record<string, unknown>,
+      tensors: new Map([...shapes].map(([n, shape]) => [n, { shape, data: p.params.get(n)! }])),
+      normStats: p.normStats,
+      tokenizer: p.tokenizer,
+    },
+    extra,
+  );
 }

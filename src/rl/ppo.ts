@@ -25,6 +25,7 @@ import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";
 import { gae, lossMask, normalizeAdvantages } from "./gae.ts";
 import { ppoLoss, ratioStats } from "./loss.ts";
+import { loadTrainerState, trainerStateFiles } from "./trainer_state.ts";
 
 export interface TrainHooks {
   /** After each global step, with the metrics written to TensorBoard. */
@@ -54,8 +55,10 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const N = envCfg.total_num_envs;
   if (envCfg.auto_reset) throw new DexrlError("env.train.auto_reset is true; dexrl trains with one episode per env per rollout epoch (RLinf's setting), so set it to false.", 2);
 
-  // ---- policy, sampler, optimizer ----
-  const ck = loadPolicyCheckpoint(m.model_path);
+  // ---- policy, sampler, optimizer (from runner.resume_dir when resuming) ----
+  const resumeDir = config.runner.resume_dir;
+  const resumed = resumeDir ? loadTrainerState(resumeDir) : undefined;
+  const ck = loadPolicyCheckpoint(resumeDir ?? m.model_path);
   const pc = ck.config;
   if (pc.horizon !== m.action_horizon) throw new DexrlError(`Checkpoint ${m.model_path} has action horizon ${pc.horizon} but actor.model.action_horizon is ${m.action_horizon}.`, 2);
   if (m.dexbotic.noise_method === "flow_noise" && !pc.add_noise_head)
@@ -85,6 +88,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     ],
     { betas: [optim.adam_beta1, optim.adam_beta2], eps: optim.adam_eps, weightDecay: optim.weight_decay, maxGradNorm: optim.clip_grad },
   );
+  if (resumed) opt.loadState(resumed.optimizer);
 
   // ---- envs, renderer, logs ----
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: envCfg.max_episode_steps, autoReset: false, ignoreTerminations: envCfg.ignore_terminations, seed: envCfg.seed });
@@ -92,14 +96,16 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   mkdirSync(join(runDir, "checkpoints"), { recursive: true });
   writeFileSync(join(runDir, "config.yaml"), stringify(config, { lineWidth: 0 }));
   const writer = new EventWriter(runDir);
-  const resetRng = new Rng(envCfg.seed ^ 0x2545f491);
-  const shuffleRng = new Rng(config.actor.seed);
+  // Streams seeded per global step, so a resumed run draws what the uninterrupted one would have.
+  const stepRng = (seed: number, step: number) => new Rng((seed ^ Math.imul(step, 0x9e3779b1)) >>> 0);
   const S = pc.image_size;
   const HD = pc.horizon * pc.action_dim;
   const K = m.num_steps;
 
   try {
-    for (let step = 1; step <= config.runner.max_steps; step++) {
+    for (let step = (resumed?.globalStep ?? 0) + 1; step <= config.runner.max_steps; step++) {
+      const resetRng = stepRng(envCfg.seed ^ 0x2545f491, step);
+      const shuffleRng = stepRng(config.actor.seed, step);
       // ---- rollouts: rollout_epoch × T macro steps × N envs ----
       const t0 = performance.now();
       const calls: Call[] = [];
@@ -241,7 +247,10 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       writer.addScalars(step, metrics);
       hooks.onStep?.(step, metrics);
       const save = config.runner.save_interval > 0 && step % config.runner.save_interval === 0;
-      if (save || step === config.runner.max_steps) await saveCheckpoint(policy, ck, join(runDir, "checkpoints", `global_step_${step}`));
+      if (save || step === config.runner.max_steps) {
+        const extra = trainerStateFiles({ globalStep: step, optimizer: await opt.state() });
+        await saveCheckpoint(policy, ck, join(runDir, "checkpoints", `global_step_${step}`), extra);
+      }
     }
   } finally {
     writer.close();
@@ -261,10 +270,10 @@ function shuffle(n: number, rng: Rng): number[] {
   return a;
 }
 
-/** The policy's current weights as a checkpoint with the original's config, stats and tokenizer. */
-async function saveCheckpoint(policy: Policy, ck: PolicyCheckpoint, dir: string): Promise<void> {
+/** The policy's current weights as a checkpoint with the original's config, stats and tokenizer, written atomically with `extra`. */
+async function saveCheckpoint(policy: Policy, ck: PolicyCheckpoint, dir: string, extra: Record<string, Uint8Array | string>): Promise<void> {
   const params = new Map<string, Float32Array>();
   for (const [name, t] of policy.params) params.set(name, await t.read());
-  savePolicyCheckpoint(dir, { ...ck, params });
+  savePolicyCheckpoint(dir, { ...ck, params }, extra);
 }
 

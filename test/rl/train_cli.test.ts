@@ -20,6 +20,14 @@ function tags(path: string): string {
   return readFileSync(path).toString("latin1");
 }
 
+/** A two-step run of two envs, one rollout epoch of two policy calls, two update epochs. */
+const args = (ckpt: string, logs: string, name: string) => [
+  process.execPath, join(root, "src/cli.ts"), "train", `actor.model.model_path=${ckpt}`, `runner.logger.log_path=${logs}`, `runner.logger.experiment_name=${name}`,
+  "env.train.total_num_envs=2", "env.train.rollout_epoch=1", "env.train.max_steps_per_rollout_epoch=10", "env.train.max_episode_steps=10",
+  "runner.max_steps=2", "runner.save_interval=1", "actor.global_batch_size=4", "actor.micro_batch_size=2", "algorithm.update_epoch=2",
+  "actor.model.action_horizon=10", "actor.optim.lr=1e-3",
+];
+
 describe("dexrl train", () => {
   test("two global steps: metrics, loadable checkpoints, expert updated, prefix frozen", () => {
     const tmp = mkdtempSync(join(tmpdir(), "dexrl-train-"));
@@ -28,13 +36,7 @@ describe("dexrl train", () => {
     const config = tinyModel({ max_text_len: 24, vocab_size: tokenizer.vocabSize, horizon: 10 });
     const unit = (n: number) => ({ mean: Array(n).fill(0), std: Array(n).fill(0.3) });
     savePolicyCheckpoint(ckpt, { config, params: perturbedParams(config, 8), normStats: { state: unit(8), actions: unit(7) }, tokenizer });
-    const p = Bun.spawnSync(
-      [process.execPath, join(root, "src/cli.ts"), "train", `actor.model.model_path=${ckpt}`, `runner.logger.log_path=${tmp}`, "runner.logger.experiment_name=run",
-        "env.train.total_num_envs=2", "env.train.rollout_epoch=1", "env.train.max_steps_per_rollout_epoch=10", "env.train.max_episode_steps=10",
-        "runner.max_steps=2", "runner.save_interval=1", "actor.global_batch_size=4", "actor.micro_batch_size=2", "algorithm.update_epoch=2",
-        "actor.model.action_horizon=10", "actor.optim.lr=1e-3"],
-      { cwd: root },
-    );
+    const p = Bun.spawnSync(args(ckpt, tmp, "run"), { cwd: root });
     const out = p.stdout.toString();
     expect(p.stderr.toString()).not.toContain("internal error");
     expect(p.exitCode).toBe(0);
@@ -53,6 +55,18 @@ describe("dexrl train", () => {
     for (const name of before.params.keys()) if (isPrefixParameter(name)) expect([name, changed(name)]).toEqual([name, false]);
     expect(changed("expert.layers.0.q_proj.weight")).toBe(true);
     expect(changed("value_head.weight")).toBe(true);
+    const state = (dir: string) => JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8"));
+    expect(state(join(run, "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4] });
+
+    // Resuming from global step 1 runs step 2 only, with AdamW's step and moments carried over.
+    const r = Bun.spawnSync([...args(ckpt, tmp, "resumed"), `runner.resume_dir=${join(run, "checkpoints", "global_step_1")}`], { cwd: root });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).not.toMatch(/^step 1 /m);
+    expect(r.stdout.toString()).toMatch(/^step 2 /m);
+    expect(state(join(tmp, "resumed", "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4] });
+    const bad = Bun.spawnSync([...args(ckpt, tmp, "bad"), `runner.resume_dir=${ckpt}`], { cwd: root });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr.toString()).toContain(`Cannot resume from ${ckpt}: it has no trainer_state.json`);
   });
 
   test("a missing model is refused with one sentence", () => {
