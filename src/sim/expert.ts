@@ -7,7 +7,7 @@ import { PANDA_BASE_POS } from "./panda.ts";
 import { fixtureToWorld } from "./tasks.ts";
 import { axisAngleToMat, matMul3, rotationBetween, type Vec3 } from "./math.ts";
 
-type Phase = "approach" | "descend" | "close" | "lift" | "carry" | "lower" | "release" | "retreat" | "done";
+type Phase = "approach" | "descend" | "close" | "lift" | "regrasp" | "carry" | "lower" | "release" | "retreat" | "done";
 
 /** Grip-site orientation pointing down with the fingers opening along world y (the start pose, unrotated). */
 const DOWN = [0, 1, 0, 1, 0, 0, 0, 0, -1];
@@ -24,6 +24,8 @@ const APPROACH_Z = 1.16;
  * stretched is 0.719 m, plus link7's 0.088 m offset, less a margin for the wrist to keep its posture.
  */
 const REACH = 0.76;
+/** Grasp attempts before the expert gives up on an episode. */
+const MAX_ATTEMPTS = 3;
 const BASE_XY = [PANDA_BASE_POS[0], PANDA_BASE_POS[1]] as const;
 const OPEN = -1;
 const CLOSE = 1;
@@ -43,18 +45,33 @@ export class ScriptedExpert {
   phase: Phase = "approach";
   private timer = 0;
   private yaw = 0;
+  /** Angle of the pinched rim point around the bowl (world frame). */
+  private theta = 0;
   /** Grasp point relative to the bowl origin (world xy, at pinch height). */
   private offset: Vec3 = [0, 0, 0];
   /** Grip-site heights above the grasp point: approaching it, and after lifting the bowl. */
   private approachZ = APPROACH_Z;
   private liftZ = CARRY_Z;
   private last = [0, 0, 0, 0, 0, 0];
+  private attempts = 0;
+  /** Rim angles of grasps that missed in this episode: the next plan avoids them. */
+  private missed: number[] = [];
+  /** Grip-site and bowl heights when the fingers closed: a lift that leaves the bowl behind is a miss. */
+  private closedAt = [0, 0];
 
   /** Plans the grasp for the env's current episode (call right after `env.reset`). */
   reset(env: LiberoEnv): void {
+    this.last = [0, 0, 0, 0, 0, 0];
+    this.attempts = 0;
+    this.missed = [];
+    this.plan(env);
+  }
+
+  /** Chooses where to pinch the rim from the current poses, and starts an approach. */
+  private plan(env: LiberoEnv): void {
     this.phase = "approach";
     this.timer = 0;
-    this.last = [0, 0, 0, 0, 0, 0];
+    this.attempts++;
     const bowl = env.bodyPose("akita_black_bowl_1").pos;
     const obstacles = this.obstacles(env, bowl);
     const gripZ = bowl[2]! + BOWL.rimZ - PINCH_DEPTH;
@@ -65,9 +82,11 @@ export class ScriptedExpert {
       const theta = (2 * Math.PI * k) / 36;
       const room = Math.min(this.room(bowl, theta, gripZ, obstacles), 0.03);
       const reach = Math.hypot(bowl[0]! + Math.cos(theta) * PINCH_RADIUS - BASE_XY[0], bowl[1]! + Math.sin(theta) * PINCH_RADIUS - BASE_XY[1]);
-      const score = room - 0.01 * Math.abs(wrapHalfTurn(theta - Math.PI / 2)) - Math.max(0, reach - REACH);
+      const retry = this.missed.some((m) => Math.abs(wrapHalfTurn((theta - m) / 2)) < 0.3) ? 0.05 : 0;
+      const score = room - 0.01 * Math.abs(wrapHalfTurn(theta - Math.PI / 2)) - Math.max(0, reach - REACH) - retry;
       if (score > best.score) best = { score, theta };
     }
+    this.theta = best.theta;
     this.yaw = wrapHalfTurn(best.theta - Math.PI / 2);
     this.offset = [Math.cos(best.theta) * PINCH_RADIUS, Math.sin(best.theta) * PINCH_RADIUS, BOWL.rimZ - PINCH_DEPTH];
     const graspZ = bowl[2]! + this.offset[2];
@@ -78,7 +97,8 @@ export class ScriptedExpert {
   /**
    * Clearance (m) when pinching the rim at angle `theta`: the open outer fingertip (a 12 mm circle
    * 48 mm beyond the grip centre, fingertip height and up) and the hand (a 64 mm wide bar along
-   * the finger axis, ±0.102 m, from 31 mm above the grip site) against the obstacles tall enough to meet them.
+   * the finger axis, ±0.102 m, from 31 mm above the grip site) and link7 above it against the
+   * obstacles tall enough to meet them.
    */
   private room(bowl: number[], theta: number, gripZ: number, obstacles: Obstacle[]): number {
     const [c, s] = [Math.cos(theta), Math.sin(theta)];
@@ -88,6 +108,8 @@ export class ScriptedExpert {
       for (const o of obstacles) if (o.top > z) room = Math.min(room, Math.hypot(x - o.x, y - o.y) - o.r - r);
     };
     clear(g[0]! + c * 0.048, g[1]! + s * 0.048, 0.012, gripZ - 0.02);
+    // link7 and its connector sit on the vertical axis through the grip site, 0.0965–0.15 m above it.
+    clear(g[0]!, g[1]!, 0.085, gripZ + 0.0965 - 0.005);
     for (let t = -0.102; t <= 0.1021; t += 0.0204) clear(g[0]! + c * t, g[1]! + s * t, 0.032, gripZ + 0.031 - 0.003);
     return room;
   }
@@ -122,18 +144,40 @@ export class ScriptedExpert {
         return this.toward(grip, grasp, OPEN);
       case "close":
         // Eight actions swing the gripper fully; two more let the grip force build.
-        if (this.timer >= 10) next("lift");
+        if (this.timer >= 10) {
+          this.closedAt = [grip.pos[2]!, bowl[2]!];
+          next("lift");
+        }
         return this.toward(grip, grasp, CLOSE);
-      case "lift":
-        if (grip.pos[2]! > this.liftZ - 0.02) next("carry");
+      case "lift": {
+        const rose = grip.pos[2]! - this.closedAt[0]!;
+        // The hand rose but the bowl stayed: the pinch missed; let go, back off and plan again.
+        if (rose > 0.03 && bowl[2]! - this.closedAt[1]! < 0.01 && this.attempts < MAX_ATTEMPTS) next("regrasp");
+        else if (grip.pos[2]! > this.liftZ - 0.02) next("carry");
         return this.toward(grip, [grip.pos[0]!, grip.pos[1]!, this.liftZ], CLOSE);
+      }
+      case "regrasp":
+        if (this.timer === 1) this.missed.push(this.theta);
+        if (this.timer >= 8) {
+          this.plan(env);
+          return this.desired(env);
+        }
+        return this.toward(grip, [grip.pos[0]!, grip.pos[1]!, grip.pos[2]! + 0.03], OPEN);
       case "carry": {
+        if (this.dropped(grip.pos, bowl)) {
+          next("regrasp");
+          return this.desired(env);
+        }
         // Closed loop on the bowl itself: a bowl pinched at its rim may swing or slip in the fingers.
         const target: Vec3 = [grip.pos[0]! + plate[0]! - bowl[0]!, grip.pos[1]! + plate[1]! - bowl[1]!, Math.max(CARRY_Z, grip.pos[2]!)];
         if (Math.hypot(plate[0]! - bowl[0]!, plate[1]! - bowl[1]!) < 0.01) next("lower");
         return this.toward(grip, target, CLOSE, 0.8);
       }
       case "lower": {
+        if (this.dropped(grip.pos, bowl)) {
+          next("regrasp");
+          return this.desired(env);
+        }
         // Bowl origin to ~4 mm above its rest height on the plate's flat centre, then let go.
         const dz = plate[2]! + 0.0055 - bowl[2]!;
         const target: Vec3 = [grip.pos[0]! + plate[0]! - bowl[0]!, grip.pos[1]! + plate[1]! - bowl[1]!, grip.pos[2]! + dz];
@@ -149,6 +193,11 @@ export class ScriptedExpert {
       case "done":
         return this.toward(grip, grip.pos as Vec3, OPEN, 0);
     }
+  }
+
+  /** The bowl fell out of the fingers (held, its origin is ~6.5 cm from the grip site). */
+  private dropped(grip: number[], bowl: number[]): boolean {
+    return this.attempts < MAX_ATTEMPTS && Math.hypot(grip[0]! - bowl[0]!, grip[1]! - bowl[1]!, grip[2]! - bowl[2]!) > 0.1;
   }
 
   /** Grip-site target orientation: pointing down, yawed so the fingers straddle the chosen rim point. */

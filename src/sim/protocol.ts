@@ -58,7 +58,7 @@ export type Request =
   | { op: "reset"; specs: ResetSpec[] }
   | { op: "step"; actions: Float32Array; chunk: number }
   | { op: "expert" }
-  | { op: "expertEpisode"; spec: ResetSpec; maxSteps: number }
+  | { op: "expertEpisode"; spec: ResetSpec; maxSteps: number; seed: number }
   | { op: "close" };
 
 /** A scripted-expert episode run start to end inside a worker. */

@@ -40,7 +40,7 @@ export interface VecStep {
 }
 
 /** Mixes (seed, env index) into a 32-bit stream seed. */
-function envSeed(seed: number, index: number): number {
+export function envSeed(seed: number, index: number): number {
   let h = (seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
   return (h ^ (h >>> 13)) >>> 0;
@@ -104,6 +104,7 @@ export class VecEnv {
   /** Env indices owned by each worker (contiguous blocks). */
   private owned: number[][] = [];
   private rng: Rng;
+  private seed: number;
   private closed = false;
 
   private constructor(opts: VecEnvOptions) {
@@ -114,7 +115,8 @@ export class VecEnv {
       autoReset: opts.autoReset ?? false,
       ignoreTerminations: opts.ignoreTerminations ?? false,
     };
-    this.rng = new Rng(envSeed(opts.seed ?? 0, -1));
+    this.seed = opts.seed ?? 0;
+    this.rng = new Rng(envSeed(this.seed, -1));
   }
 
   static async create(opts: VecEnvOptions): Promise<VecEnv> {
@@ -209,8 +211,9 @@ export class VecEnv {
 
   /**
    * Runs whole scripted-expert episodes for `jobs`, one at a time per worker, all workers busy;
-   * `onEpisode` sees each as it finishes. Results come back in job order. The envs' own episodes
-   * are overwritten: reset them before stepping again.
+   * `onEpisode` sees each as it finishes. Results come back in job order and do not depend on which
+   * worker ran a job: its fixture placement is seeded from (seed, task, initial state). The envs'
+   * own episodes are overwritten: reset them before stepping again.
    */
   async expertEpisodes(jobs: ResetSpec[], maxSteps: number, onEpisode?: (e: ExpertEpisode) => void): Promise<ExpertEpisode[]> {
     const results: ExpertEpisode[] = new Array(jobs.length);
@@ -219,7 +222,9 @@ export class VecEnv {
       this.workers.map(async (wk) => {
         while (next < jobs.length) {
           const k = next++;
-          const e = await wk.call<ExpertEpisode>({ op: "expertEpisode", spec: jobs[k]!, maxSteps });
+          const spec = jobs[k]!;
+          const seed = envSeed(envSeed(this.seed, spec.task), spec.initState);
+          const e = await wk.call<ExpertEpisode>({ op: "expertEpisode", spec, maxSteps, seed });
           results[k] = e;
           onEpisode?.(e);
         }

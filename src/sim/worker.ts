@@ -35,8 +35,10 @@ async function handle(req: Request): Promise<[unknown, ArrayBuffer[]]> {
       return [Float32Array.from(envs.flatMap((e) => e.expertAction())), []];
     case "expertEpisode": {
       // On the worker's first env; the vector's step bookkeeping of that env is not used meanwhile.
-      const { spec, maxSteps } = req;
-      const r = runExpertEpisode(envs[0]!.env, spec.task, spec.initState, maxSteps);
+      const { spec, maxSteps, seed } = req;
+      const env = envs[0]!.env;
+      env.seed(seed);
+      const r = runExpertEpisode(env, spec.task, spec.initState, maxSteps);
       return [{ task: spec.task, initState: spec.initState, ...r } satisfies ExpertEpisode, []];
     }
     case "close":
