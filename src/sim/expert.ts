@@ -82,7 +82,7 @@ export class ScriptedExpert {
       const theta = (2 * Math.PI * k) / 36;
       const room = Math.min(this.room(bowl, theta, gripZ, obstacles), 0.03);
       const reach = Math.hypot(bowl[0]! + Math.cos(theta) * PINCH_RADIUS - BASE_XY[0], bowl[1]! + Math.sin(theta) * PINCH_RADIUS - BASE_XY[1]);
-      const retry = this.missed.some((m) => Math.abs(wrapHalfTurn((theta - m) / 2)) < 0.3) ? 0.05 : 0;
+      const retry = this.missed.some((m) => angleBetween(theta, m) < 0.6) ? 0.05 : 0;
       const score = room - 0.01 * Math.abs(wrapHalfTurn(theta - Math.PI / 2)) - Math.max(0, reach - REACH) - retry;
       if (score > best.score) best = { score, theta };
     }
@@ -271,6 +271,9 @@ export class ScriptedExpert {
 }
 
 const near = (a: readonly number[], b: readonly number[], tol: number) => Math.hypot(a[0]! - b[0]!, a[1]! - b[1]!, a[2]! - b[2]!) < tol;
+
+/** Unsigned angle between two directions, in [0, π]. */
+const angleBetween = (a: number, b: number) => Math.abs(Math.atan2(Math.sin(a - b), Math.cos(a - b)));
 
 /** Wraps an angle into (−π/2, π/2]: the gripper is symmetric under a half turn. */
 function wrapHalfTurn(a: number): number {
