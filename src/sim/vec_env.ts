@@ -51,6 +51,13 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * The sim worker's script. In a `bun build --compile` executable, src/sim/worker.ts must be an extra
+ * entrypoint of the build (`bun build --compile src/cli.ts src/sim/worker.ts`); it then lives at
+ * ./sim/worker.ts relative to the executable's root in Bun's embedded file system.
+ */
+const WORKER_SCRIPT = import.meta.url.includes("$bunfs") ? "./sim/worker.ts" : new URL("./worker.ts", import.meta.url).href;
+
 /** One worker thread and its request/reply bookkeeping. */
 export class SimWorker {
   private worker: Worker;
@@ -59,8 +66,8 @@ export class SimWorker {
   private failure: Error | undefined;
 
   /** `script` is the sim worker; tests pass another to check how crashes surface. */
-  constructor(readonly index: number, script: URL = new URL("./worker.ts", import.meta.url)) {
-    this.worker = new Worker(script.href);
+  constructor(readonly index: number, script?: URL) {
+    this.worker = new Worker((script ?? WORKER_SCRIPT).toString());
     this.worker.onmessage = (e: MessageEvent<Reply>) => {
       const p = this.pending.get(e.data.id);
       if (!p) return;
