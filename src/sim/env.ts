@@ -40,6 +40,7 @@ export interface StepResult {
 }
 
 export class LiberoEnv {
+  readonly data: MjData;
   readonly ngeom: number;
   readonly ncam: number;
   taskId = 0;
@@ -85,8 +86,6 @@ export class LiberoEnv {
     if (this.hot.qpos.length === 0) this.hot = hotViews(this.data);
     return this.hot;
   }
-
-  readonly data: MjData;
 
   /** Frees the MuJoCo model and data. */
   delete(): void {
