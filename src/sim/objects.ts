@@ -25,7 +25,8 @@ const STOVE_BLACK: Rgba = [0.1, 0.1, 0.1, 1];
 export const BOWL = { radius: 0.0535, rimZ: 0.0505, bottomZ: -0.0016, wall: 0.005 } as const;
 
 function freeBody(name: string, pos: number[], ...geoms: string[]): string {
-  return el("body", { name, pos }, el("freejoint", { name: `${name}_joint0` }), ...geoms);
+  // LIBERO's objects give their root free joint a little damping.
+  return el("body", { name, pos }, el("joint", { name: `${name}_joint0`, type: "free", damping: 0.0005 }), ...geoms);
 }
 
 /** A flat-bottomed box collider: box-box contacts rest flat (4 points) where a cylinder would rock. */
