@@ -145,10 +145,7 @@ export interface KV {
  * broadcasts to [B, H, Tq, Tk] (0 where attending, −1e9 where not; see `attentionMask`).
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor): Tensor {
-  const D = q.shape.at(-1)!;
-  let scores = op.matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(D) }); // [B, H, Tq, Tk]
-  if (mask) scores = op.add(scores, mask);
-  return op.matmul(op.softmax(scores), v); // [B, H, Tq, D]
+  return op.attention(q, k, v, mask, 1 / Math.sqrt(q.shape.at(-1)!)); // [B, H, Tq, D], fused
 }
 
 const splitHeads = (x: Tensor, H: number) => {
