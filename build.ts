@@ -4,7 +4,8 @@ import { statSync } from "node:fs";
 
 const outfile = process.argv[2] ?? "dist/dexrl";
 const t0 = performance.now();
-const proc = Bun.spawnSync([process.execPath, "build", "--compile", "--minify-syntax", "src/cli.ts", "--outfile", outfile], {
+// The sim's Bun Worker script is a second entrypoint: it lives at ./sim/worker.ts in the binary.
+const proc = Bun.spawnSync([process.execPath, "build", "--compile", "--minify-syntax", "src/cli.ts", "src/sim/worker.ts", "--outfile", outfile], {
   stdout: "inherit",
   stderr: "inherit",
 });
