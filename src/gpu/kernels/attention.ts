@@ -1,5 +1,5 @@
 // Fused attention: softmax(scale·q·kᵀ + bias)·v without materialising the [B, h, S, T] logits.
-// One invocation owns one query row (forward, dQ) or one key row (dK, dV) and loops over the other
+// One invocation owns a few query rows (forward, dQ) or key rows (dK, dV) and loops over the other
 // side with an online softmax (forward) or by recomputing p from the saved logsumexp (backward,
 // as FlashAttention does, without tiling): no barriers, no shared memory, a lot of work per invocation.
 import { GRID_BUILTINS, dispatch, flatIndex, grid, kernel } from "../runtime.ts";
@@ -53,13 +53,11 @@ export function attentionShapes(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | 
   return { B, h, S, T, hd, biasStrides: [stride(0), stride(1), stride(2)] };
 }
 
-/**
- * Rows per invocation: an invocation handles this many query rows (forward, dQ) or key rows (dK, dV),
- * so each K/V (or Q/dO) row it loads serves all of them; SwiftShader pays more for loads than for math.
- */
-// Measured at the policy's sizes on SwiftShader (bench/attention.ts): 8 query rows and 16 key rows per
-// invocation and workgroups of 16 beat 1/1/64 by 2.5× forward+backward. Not tuned for a real GPU,
-// where fewer rows per invocation would give more parallelism.
+// Rows per invocation: an invocation handles QB query rows (forward, dQ) or KB key rows (dK, dV), so
+// each K/V (or Q/dO) row it loads serves all of them. At the policy's sizes on SwiftShader
+// (bench/attention.ts, BENCHMARKS.md) 8 and 16 rows with workgroups of 16 beat one row per invocation
+// with workgroups of 64 by 2.5× forward+backward. Not tuned for a real GPU, which would want more,
+// smaller invocations.
 const QB = 8;
 const KB = 16;
 const WG = 16;
@@ -87,7 +85,7 @@ const blockHeader = (per: number, len: string) => `
  * Forward: out [B, h, S, hd] and the logsumexp L [B, h, S] of every query row's logits (for the backward).
  * Online softmax: with m the running max, each key rescales the sum l and the accumulator by
  * exp(m_old − m_new) (1 unless the max moved), so one pass over the keys suffices. Always rescaling
- * costs an exp per key but no branch, which SwiftShader runs a third faster than the branch.
+ * costs an exp per key but no branch: a third less time on SwiftShader than rescaling under a branch.
  */
 export function attentionForward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | undefined, scale: number): { out: Tensor; lse: Tensor } {
   const s = attentionShapes(q, k, v, bias);
