@@ -1,5 +1,6 @@
 // Argument groups shared by several commands, defined once so their names and help stay the same.
 import type { ArgsDef, CommandMeta } from "citty";
+import { usageError } from "../errors.ts";
 
 declare module "citty" {
   interface CommandMeta {
@@ -42,3 +43,19 @@ export const configArgs = {
 export const jsonArgs = {
   json: { type: "boolean", description: "Print JSON instead of a table", default: false },
 } as const satisfies ArgsDef;
+
+/** An integer option's value, or a one-sentence usage error naming the option and its range. */
+export function intArg(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > max) throw usageError(`--${name} must be an integer from ${min} to ${max}, not "${value}".`);
+  return n;
+}
+
+/** `--tasks`: "all" or task ids separated by commas, each below `numTasks`; duplicates dropped. */
+export function taskListArg(value: string, numTasks: number): number[] {
+  if (value === "all") return Array.from({ length: numTasks }, (_, i) => i);
+  const ids = value.split(",").map((s) => s.trim());
+  for (const s of ids)
+    if (!/^\d+$/.test(s) || +s >= numTasks) throw usageError(`--tasks takes task ids from 0 to ${numTasks - 1} separated by commas (or "all"), not "${value}".`);
+  return [...new Set(ids.map(Number))];
+}

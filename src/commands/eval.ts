@@ -2,7 +2,7 @@
 // success per task and overall.
 import { defineCommand } from "citty";
 import { writeFileSync } from "node:fs";
-import { configArgs, debugArgs, jsonArgs, type DexrlMeta } from "../cli/args.ts";
+import { configArgs, debugArgs, intArg, jsonArgs, taskListArg, type DexrlMeta } from "../cli/args.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
 import { usageError } from "../errors.ts";
 import { evaluate, type EvalReport } from "../eval/evaluate.ts";
@@ -12,16 +12,7 @@ import { Progress } from "../log/console.ts";
 import { Policy } from "../model/policy.ts";
 import { loadPolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { PolicyRunner, runnerBackend } from "../model/runner.ts";
-import { NUM_TASKS } from "../sim/tasks.ts";
-
-/** "0,3,7" or "all" → task ids. */
-export function parseTasks(spec: string): number[] {
-  if (spec === "all") return Array.from({ length: NUM_TASKS }, (_, i) => i);
-  const ids = spec.split(",").map((s) => s.trim());
-  for (const s of ids)
-    if (!/^\d+$/.test(s) || Number(s) >= NUM_TASKS) throw usageError(`--tasks takes task ids 0 to ${NUM_TASKS - 1} separated by commas, or "all"; got "${spec}".`);
-  return [...new Set(ids.map(Number))];
-}
+import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 
 function table(r: EvalReport): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`.padStart(7);
@@ -48,7 +39,7 @@ export default defineCommand({
   args: {
     ckpt: { type: "string", required: true, valueHint: "DIR", description: "Checkpoint directory" },
     tasks: { type: "string", default: "all", valueHint: "LIST", description: 'Task ids, e.g. "0,4", or "all"' },
-    "num-trials-per-task": { type: "string", default: "50", alias: ["num_trials_per_task"], valueHint: "N", description: "Episodes per task, from initial state 0 up (1 to 50)" },
+    "num-trials-per-task": { type: "string", default: "50", alias: ["num_trials_per_task", "trials-per-task"], valueHint: "N", description: "Episodes per task, from initial state 0 up (1 to 50)" },
     out: { type: "string", valueHint: "FILE", description: "Also write the report as JSON to this file" },
     ...configArgs,
     ...jsonArgs,
@@ -56,9 +47,8 @@ export default defineCommand({
   },
   async run({ args }) {
     const { config } = loadConfigFromArgs(args);
-    const trials = Number(args["num-trials-per-task"]);
-    if (!Number.isInteger(trials) || trials < 1 || trials > 50) throw usageError(`--num-trials-per-task must be an integer from 1 to 50 (the fixed initial states per task), got ${args["num-trials-per-task"]}.`);
-    const tasks = parseTasks(args.tasks);
+    const trials = intArg("num-trials-per-task", args["num-trials-per-task"], 1, INIT_STATES_PER_TASK);
+    const tasks = taskListArg(args.tasks, NUM_TASKS);
     const ck = loadPolicyCheckpoint(args.ckpt);
     const m = config.actor.model;
     if (ck.config.horizon !== m.action_horizon)

@@ -1,25 +1,11 @@
 // `dexrl expert`: runs the scripted expert over the fixed initial states on all cores and reports
 // its success per task and overall (the bar its demonstrations must clear to serve as SFT data).
 import { defineCommand } from "citty";
-import { debugArgs, jsonArgs, type DexrlMeta } from "../cli/args.ts";
-import { usageError } from "../errors.ts";
+import { debugArgs, intArg, jsonArgs, taskListArg, type DexrlMeta } from "../cli/args.ts";
 import { Progress } from "../log/console.ts";
 import type { ResetSpec } from "../sim/protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS, SUITE, TASKS } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";
-
-function intArg(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`--${name} must be an integer from ${min} to ${max}, not "${value}".`);
-  return n;
-}
-
-function taskList(value: string): number[] {
-  if (value === "all") return TASKS.map((t) => t.id);
-  const ids = value.split(",").map((s) => s.trim());
-  for (const s of ids) if (!/^\d+$/.test(s) || +s >= NUM_TASKS) throw usageError(`--tasks takes task ids from 0 to ${NUM_TASKS - 1} separated by commas (or "all"), not "${value}".`);
-  return [...new Set(ids.map(Number))];
-}
 
 export default defineCommand({
   meta: {
@@ -38,7 +24,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const trials = intArg("trials-per-task", args["trials-per-task"], 1, INIT_STATES_PER_TASK);
-    const tasks = taskList(args.tasks);
+    const tasks = taskListArg(args.tasks, NUM_TASKS);
     const maxSteps = intArg("max-steps", args["max-steps"], 1, 10_000);
     const seed = intArg("seed", args.seed, 0, 2 ** 31 - 1);
     const cores = navigator.hardwareConcurrency || 1;

@@ -2,8 +2,7 @@
 // and proves ONNX Runtime loads and runs it.
 import { defineCommand } from "citty";
 import { writeFileSync, renameSync } from "node:fs";
-import { debugArgs, type DexrlMeta } from "../cli/args.ts";
-import { usageError } from "../errors.ts";
+import { debugArgs, intArg, type DexrlMeta } from "../cli/args.ts";
 import { dims } from "../model/config.ts";
 import { exportPolicyOnnx, exportPrefixOnnx } from "../model/onnx_export.ts";
 import { loadPolicyCheckpoint } from "../model/policy_checkpoint.ts";
@@ -26,8 +25,7 @@ export default defineCommand({
     ...debugArgs,
   },
   async run({ args }) {
-    const K = Number(args["num-steps"]);
-    if (!Number.isInteger(K) || K < 1 || K > 100) throw usageError(`--num-steps must be an integer from 1 to 100, got ${args["num-steps"]}.`);
+    const K = intArg("num-steps", args["num-steps"], 1, 100);
     const ck = loadPolicyCheckpoint(args.ckpt);
     const bytes = args["prefix-only"] ? exportPrefixOnnx(ck.config, ck.params) : exportPolicyOnnx(ck.config, ck.params, ck.normStats, K);
     const tmp = `${args.out}.partial-${process.pid}`;

@@ -2,7 +2,7 @@
 // so a user can look at the benchmark; optionally a GIF of the scripted expert doing the task.
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { debugArgs, type DexrlMeta } from "../cli/args.ts";
+import { debugArgs, intArg, type DexrlMeta } from "../cli/args.ts";
 import { usageError } from "../errors.ts";
 import { getGpu } from "../gpu/device.ts";
 import { LIBERO_CAMERAS, liberoRenderer, posesOf } from "../render/libero.ts";
@@ -17,12 +17,6 @@ import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 const MAX_STEPS = 220;
 
 /** Parses an integer argument within [min, max], or fails with one sentence naming the flag. */
-function intArg(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`--${name} must be an integer from ${min} to ${max}, not "${value}".`);
-  return n;
-}
-
 export default defineCommand({
   meta: {
     name: "render",

@@ -60,7 +60,7 @@ describe("dexrl export", () => {
     expect(r.err.split("\n")).toHaveLength(1);
     const k = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "p.onnx"), "--num-steps", "0");
     expect(k.code).toBe(2);
-    expect(k.err).toBe("dexrl: --num-steps must be an integer from 1 to 100, got 0.");
+    expect(k.err).toBe('dexrl: --num-steps must be an integer from 1 to 100, not "0".');
     const missing = dexrl("export", "--out", "x.onnx");
     expect(missing.code).toBe(2);
     expect(missing.err).toContain("Missing required argument: --ckpt");
