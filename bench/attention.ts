@@ -4,28 +4,15 @@
 // Run: bun bench/attention.ts [--quick]
 import * as op from "../src/gpu/ops.ts";
 import { Rng } from "../src/gpu/random.ts";
-import { initEngine, sync } from "../src/gpu/runtime.ts";
+import { initEngine } from "../src/gpu/runtime.ts";
 import { Tensor, scope } from "../src/gpu/tensor.ts";
+import { timeCall } from "./timing.ts";
 
 const quick = process.argv.includes("--quick");
 const gpu = await initEngine();
 console.log(`# device: ${gpu.summary.device || gpu.summary.description} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
 
-/** Wall and this process's CPU milliseconds per call of fn (after a warm-up call), over at least `minTime` s. */
-async function time(fn: () => void, minTime = quick ? 0.5 : 3): Promise<{ wall: number; cpu: number }> {
-  fn();
-  await sync();
-  let reps = 0;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  do {
-    fn();
-    reps++;
-    await sync();
-  } while (performance.now() - t0 < minTime * 1000);
-  const c = process.cpuUsage(c0);
-  return { wall: (performance.now() - t0) / reps, cpu: (c.user + c.system) / 1e3 / reps };
-}
+const time = (fn: () => void) => timeCall(fn, quick ? 0.5 : 3);
 
 const [B, h, S, T0, hd] = [16, 4, 51, 176, 16];
 const T = T0 + S;
@@ -58,6 +45,6 @@ for (const fused of [false, true]) {
     scope(() => op.backward(attend(fused)));
     clearGrads();
   });
-  const ms = (t: { wall: number; cpu: number }) => `${t.wall.toFixed(1)} / ${t.cpu.toFixed(1)} ms`;
+  const ms = (t: { wall: number; cpu: number }) => `${(t.wall * 1e3).toFixed(1)} / ${(t.cpu * 1e3).toFixed(1)} ms`;
   console.log(`| ${fused ? "fused op.attention" : "composite matmul, add, softmax, matmul"} | ${ms(fwd)} | ${ms(both)} |`);
 }

@@ -6,31 +6,15 @@ import { backward } from "../src/gpu/autograd.ts";
 import { attentionMask, ParamStore, TransformerBlock } from "../src/gpu/nn.ts";
 import * as op from "../src/gpu/ops.ts";
 import { Rng } from "../src/gpu/random.ts";
-import { initEngine, sync } from "../src/gpu/runtime.ts";
+import { initEngine } from "../src/gpu/runtime.ts";
 import { scope } from "../src/gpu/tensor.ts";
+import { timeCall } from "./timing.ts";
 
 const quick = process.argv.includes("--quick");
 const gpu = await initEngine();
 console.log(`# device: ${gpu.summary.device || gpu.summary.description} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
 
-/**
- * Wall seconds and this process's CPU seconds per call of fn (after a warm-up call), over at least
- * `minTime` seconds. CPU seconds stay meaningful when other processes share the cores.
- */
-async function time(fn: () => void, minTime = quick ? 0.3 : 1.5): Promise<{ wall: number; cpu: number }> {
-  fn();
-  await sync();
-  let reps = 0;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  do {
-    fn();
-    reps++;
-    await sync();
-  } while (performance.now() - t0 < minTime * 1000);
-  const c = process.cpuUsage(c0);
-  return { wall: (performance.now() - t0) / 1000 / reps, cpu: (c.user + c.system) / 1e6 / reps };
-}
+const time = (fn: () => void) => timeCall(fn, quick ? 0.3 : 1.5);
 
 // Sizes: the action expert at batch 8 × (1 state + 50 action tokens) = 408 rows, width 256,
 // MLP 1024, 4 heads of 64 over 64 prefix + 51 suffix keys; then the square classics.

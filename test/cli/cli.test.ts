@@ -4,17 +4,13 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
 import { loadConfig } from "../../src/config/load.ts";
+import { dexrl } from "../helpers/cli.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
 const root = join(import.meta.dir, "..", "..");
 
-function dexrl(...args: string[]) {
-  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
-  const stderr = p.stderr.toString();
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr, errLines: stderr.split("\n").filter((l) => l.trim()) };
-}
 
 describe("dexrl CLI", () => {
   test("--help lists the commands with examples; --version prints the version", () => {

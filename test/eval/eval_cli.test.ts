@@ -9,15 +9,11 @@ import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { TASKS } from "../../src/sim/tasks.ts";
 import { perturbedParams, tinyModel } from "../model/helpers.ts";
+import { dexrl } from "../helpers/cli.ts";
 
 // Simulation, rendering and the policy on SwiftShader, in a child process.
 setDefaultTimeout(180_000);
 
-const root = join(import.meta.dir, "..", "..");
-const dexrl = (...args: string[]) => {
-  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root });
-  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
-};
 
 function checkpoint(): string {
   const dir = join(mkdtempSync(join(tmpdir(), "dexrl-eval-")), "ckpt");
@@ -34,28 +30,28 @@ describe("dexrl eval", () => {
     const out = join(ckpt, "..", "report.json");
     const r = dexrl("eval", "--ckpt", ckpt, "--tasks", "0,4", "--num-trials-per-task", "2", "--out", out, "--json",
       "env.eval.total_num_envs=3", "env.eval.max_episode_steps=10", "env.eval.max_steps_per_rollout_epoch=10", "actor.model.action_horizon=10");
-    expect(r.err).not.toContain("internal error");
+    expect(r.stderr).not.toContain("internal error");
     expect(r.code).toBe(0);
-    const report = JSON.parse(r.out);
+    const report = JSON.parse(r.stdout);
     expect(JSON.parse(readFileSync(out, "utf8"))).toEqual(report);
     expect(report.tasks.map((t: { task: number; episodes: number }) => [t.task, t.episodes])).toEqual([[0, 2], [4, 2]]);
     expect(report.overall.episodes).toBe(4);
     // A random policy does not solve the task in 10 steps; with ignore_terminations every episode runs to the limit.
     expect(report.overall.successOnce).toBe(0);
     expect(report.overall.meanEpisodeLen).toBe(10);
-    expect(r.err).toContain("eval ");
+    expect(r.stderr).toContain("eval ");
   });
 
   test("bad input: a mismatched horizon, unknown tasks, trials out of range", () => {
     const ckpt = checkpoint();
     const h = dexrl("eval", "--ckpt", ckpt);
     expect(h.code).toBe(2);
-    expect(h.err).toContain("has action horizon 10 but actor.model.action_horizon is 50; set actor.model.action_horizon=10.");
+    expect(h.stderr).toContain("has action horizon 10 but actor.model.action_horizon is 50; set actor.model.action_horizon=10.");
     expect(() => taskListArg("3,11", 10)).toThrow('--tasks takes task ids from 0 to 9 separated by commas (or "all"), not "3,11".');
     expect(taskListArg("all", 10)).toHaveLength(10);
     expect(taskListArg("4, 4,0", 10)).toEqual([4, 0]);
     const t = dexrl("eval", "--ckpt", ckpt, "--num-trials-per-task", "51", "actor.model.action_horizon=10");
     expect(t.code).toBe(2);
-    expect(t.err).toContain('--num-trials-per-task must be an integer from 1 to 50, not "51".');
+    expect(t.stderr).toContain('--num-trials-per-task must be an integer from 1 to 50, not "51".');
   });
 });

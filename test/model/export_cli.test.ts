@@ -7,15 +7,11 @@ import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
 import { perturbedParams, tinyModel } from "./helpers.ts";
+import { dexrl } from "../helpers/cli.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-const root = join(import.meta.dir, "..", "..");
-const dexrl = (...args: string[]) => {
-  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root });
-  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString().trim() };
-};
 
 function tinyCheckpoint(dir: string) {
   const tokenizer = Tokenizer.fromTexts(["pick up the black bowl and place it on the plate"], 10);
@@ -30,9 +26,9 @@ describe("dexrl export", () => {
     const tmp = mkdtempSync(join(tmpdir(), "dexrl-export-"));
     const c = tinyCheckpoint(join(tmp, "ckpt"));
     const policy = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "policy.onnx"), "--num-steps", "3");
-    expect(policy.err).toBe("");
+    expect(policy.stderr.trim()).toBe("");
     expect(policy.code).toBe(0);
-    expect(policy.out).toContain("ONNX Runtime ran it");
+    expect(policy.stdout).toContain("ONNX Runtime ran it");
     const prefix = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "prefix.onnx"), "--prefix-only");
     expect(prefix.code).toBe(0);
     const ort = await loadOnnxRuntime();
@@ -56,13 +52,13 @@ describe("dexrl export", () => {
     truncateSync(join(tmp, "ckpt", "model.safetensors"), 64);
     const r = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "p.onnx"));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^dexrl: Checkpoint file .*model\.safetensors is not a valid safetensors file: .*truncated.*\.$/);
-    expect(r.err.split("\n")).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(/^dexrl: Checkpoint file .*model\.safetensors is not a valid safetensors file: .*truncated.*\.$/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
     const k = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "p.onnx"), "--num-steps", "0");
     expect(k.code).toBe(2);
-    expect(k.err).toBe('dexrl: --num-steps must be an integer from 1 to 100, not "0".');
+    expect(k.stderr.trim()).toBe('dexrl: --num-steps must be an integer from 1 to 100, not "0".');
     const missing = dexrl("export", "--out", "x.onnx");
     expect(missing.code).toBe(2);
-    expect(missing.err).toContain("Missing required argument: --ckpt");
+    expect(missing.stderr).toContain("Missing required argument: --ckpt");
   });
 });

@@ -4,15 +4,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode } from "fast-png";
+import { dexrl as cli } from "../helpers/cli.ts";
 
-const root = join(import.meta.dir, "..", "..");
+const dexrl = (...args: string[]) => cli("render", ...args);
+
 const out = mkdtempSync(join(tmpdir(), "dexrl-render-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-const dexrl = (...args: string[]) => {
-  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), "render", ...args], { cwd: root });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
-};
 
 test("dexrl render --task 4 --video writes the agentview and wrist images and the expert's episode", () => {
   const r = dexrl("--task", "4", "--init", "1", "--size", "64", "--video", "--out", out);

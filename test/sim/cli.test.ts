@@ -1,15 +1,9 @@
 // `dexrl tasks` and `dexrl expert` run as the user runs them, in a child process.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { join } from "node:path";
+import { dexrl } from "../helpers/cli.ts";
 
 setDefaultTimeout(120_000);
-const root = join(import.meta.dir, "..", "..");
 
-function dexrl(...args: string[]) {
-  const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), ...args], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
-  const stderr = p.stderr.toString();
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr, errLines: stderr.split("\n").filter((l) => l.trim()) };
-}
 
 describe("dexrl tasks", () => {
   test("lists the 10 instructions; --help teaches with examples", () => {
