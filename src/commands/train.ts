@@ -27,6 +27,8 @@ export default defineCommand({
     const { config } = loadConfigFromArgs(args);
     const runDir = args["run-dir"] ?? join(config.runner.logger.log_path, config.runner.logger.experiment_name);
     const steps = config.runner.max_steps;
+    if (config.env.train.video_cfg.save_video)
+      console.error("dexrl: env.train.video_cfg.save_video is set, but training writes no videos yet (`dexrl render --video` records the scripted expert).");
     console.error(`dexrl: training ${config.actor.model.model_path} for ${steps} global steps with ${config.env.train.total_num_envs} envs; run folder ${runDir}`);
     let bar: Progress | undefined;
     let phase = "";

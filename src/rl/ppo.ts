@@ -54,6 +54,8 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const T = envCfg.max_steps_per_rollout_epoch / C; // macro steps per rollout epoch
   const N = envCfg.total_num_envs;
   if (envCfg.auto_reset) throw new DexrlError("env.train.auto_reset is true; dexrl trains with one episode per env per rollout epoch (RLinf's setting), so set it to false.", 2);
+  if (envCfg.use_step_penalty || !envCfg.use_rel_reward)
+    throw new DexrlError("dexrl's env reward is +1 at the first success step (use_rel_reward true, use_step_penalty false, RLinf's LIBERO setting); other reward settings are not supported.", 2);
 
   // ---- policy, sampler, optimizer (from runner.resume_dir when resuming) ----
   const resumeDir = config.runner.resume_dir;
@@ -114,7 +116,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       const b_idx: [number, number][] = []; // (call, env) of every sample inside its episode
       const episodes: EpisodeInfo[] = [];
       for (let epoch = 0; epoch < envCfg.rollout_epoch; epoch++) {
-        const starts = Array.from({ length: N }, () => Math.floor(resetRng.next() * NUM_TASKS * INIT_STATES_PER_TASK));
+        const starts = resetStates(envCfg, N, (step - 1) * envCfg.rollout_epoch + epoch, resetRng);
         let obs = await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK));
         const rewards = new Float32Array(T * N);
         const dones = new Uint8Array(T * N);
@@ -129,7 +131,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           const res = await vec.step(envActions(act.actions, N, C, sampler.envDim), C);
           for (let n = 0; n < N; n++) {
             for (let c = 0; c < C; c++) {
-              rewards[t * N + n] += res.rewards[n * C + c]!; // chunk-level reward: the sum over the chunk
+              rewards[t * N + n] += envCfg.reward_coef * res.rewards[n * C + c]!; // chunk-level reward: the sum over the chunk
               if (res.terminations[n * C + c] || res.truncations[n * C + c]) dones[t * N + n] = 1;
             }
           }
@@ -258,6 +260,17 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     await runner.release();
     await onnxPrefix?.release();
   }
+}
+
+/**
+ * Fixed initial states (task · 50 + init) for the N envs of a rollout epoch: all the same with
+ * specific_reset_id, consecutive with use_ordered_reset_state_ids, otherwise drawn at random.
+ */
+function resetStates(e: Config["env"]["train"], N: number, epochIndex: number, rng: Rng): number[] {
+  const total = NUM_TASKS * INIT_STATES_PER_TASK;
+  if (e.specific_reset_id !== null) return Array.from({ length: N }, (_, n) => (n % NUM_TASKS) * INIT_STATES_PER_TASK + e.specific_reset_id!);
+  if (e.use_ordered_reset_state_ids) return Array.from({ length: N }, (_, n) => (epochIndex * N + n) % total);
+  return Array.from({ length: N }, () => Math.floor(rng.next() * total));
 }
 
 /** A Fisher–Yates permutation of 0…n−1. */
