@@ -34,6 +34,7 @@ export default defineCommand({
       "dexrl eval --ckpt logs/run/checkpoints/global_step_50",
       "dexrl eval --ckpt models/sft --tasks 0,4 --num-trials-per-task 10 env.eval.total_num_envs=20",
       "dexrl eval --ckpt models/sft --json --out eval.json",
+      "dexrl eval --ckpt models/sft --tasks 4 --videos 3 env.eval.video_cfg.video_base_dir=videos",
     ],
   } satisfies DexrlMeta,
   args: {
@@ -41,6 +42,7 @@ export default defineCommand({
     tasks: { type: "string", default: "all", valueHint: "LIST", description: 'Task ids, e.g. "0,4", or "all"' },
     "num-trials-per-task": { type: "string", default: "50", alias: ["num_trials_per_task", "trials-per-task"], valueHint: "N", description: "Episodes per task, from initial state 0 up (1 to 50)" },
     out: { type: "string", valueHint: "FILE", description: "Also write the report as JSON to this file" },
+    videos: { type: "string", default: "0", valueHint: "N", description: "Write the first N episodes as GIFs (one frame per policy call) into env.eval.video_cfg.video_base_dir" },
     ...configArgs,
     ...jsonArgs,
     ...debugArgs,
@@ -49,6 +51,7 @@ export default defineCommand({
     const { config } = loadConfigFromArgs(args);
     const trials = intArg("num-trials-per-task", args["num-trials-per-task"], 1, INIT_STATES_PER_TASK);
     const tasks = taskListArg(args.tasks, NUM_TASKS);
+    const videos = intArg("videos", args.videos, 0, NUM_TASKS * INIT_STATES_PER_TASK);
     const ck = loadPolicyCheckpoint(args.ckpt);
     const m = config.actor.model;
     if (ck.config.horizon !== m.action_horizon)
@@ -81,6 +84,7 @@ export default defineCommand({
       maxEpisodeSteps: env.max_episode_steps,
       ignoreTerminations: env.ignore_terminations,
       seed: env.seed,
+      videos: videos ? { count: videos, dir: env.video_cfg.video_base_dir } : undefined,
       onEpisode: (done, _, e) => {
         successes += +e.successOnce;
         progress.tick(1, `success ${((100 * successes) / done).toFixed(1)}%`);

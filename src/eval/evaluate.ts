@@ -1,10 +1,12 @@
 // Evaluation: the deterministic (flow-ODE) policy on LIBERO-Spatial's fixed initial states, in
 // waves of parallel envs, with success_once / success_at_end / episode_len per task as RLinf
 // reports them.
+import { join } from "node:path";
 import type { Gpu } from "../gpu/device.ts";
 import { envActions, policyImages } from "../model/observation.ts";
 import type { PolicyRunner } from "../model/runner.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
+import { captionedFrame, EpisodeGif } from "../render/video.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { TASKS } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";
@@ -20,6 +22,8 @@ export interface EvalOptions {
   seed: number;
   /** Called after each finished episode. */
   onEpisode?: (done: number, total: number, e: EpisodeInfo) => void;
+  /** Write the first `count` episodes as GIFs (one captioned frame per policy call) into `dir`. */
+  videos?: { count: number; dir: string };
 }
 
 export interface TaskResult {
@@ -58,14 +62,20 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
       const padded = Array.from({ length: N }, (_, i) => wave[i % wave.length]!);
       let obs = await vec.reset(padded.map((j) => j.task), padded.map((j) => j.initState));
       const ended = new Set<number>();
+      // Episode start + i < videos.count is recorded.
+      const gifs = new Map(wave.flatMap((_, i) => (o.videos && start + i < o.videos.count ? [[i, new EpisodeGif(20 / chunk)] as const] : [])));
       while (ended.size < wave.length) {
         const images = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
+        const per = 2 * c.image_size * c.image_size * 3;
+        for (const [i, gif] of gifs)
+          if (!ended.has(i)) gif.add(captionedFrame(images.subarray(i * per, (i + 1) * per), 2, c.image_size, c.image_size, obs.instructions[i]!, `step ${obs.elapsed[i]}`));
         const act = await runner.act({ images: policyImages(images, N, c.num_images, c.image_size), instructions: obs.instructions, states: obs.states }, false);
         const step = await vec.step(envActions(act.actions, N, chunk, runner.sampler.envDim), chunk);
         for (const e of step.episodes) {
           if (e.env >= wave.length || ended.has(e.env)) continue;
           ended.add(e.env);
           finished.push(e);
+          gifs.get(e.env)?.save(join(o.videos!.dir, `task${e.task}_init${e.initState}_${e.successOnce ? "success" : "failure"}.gif`));
           o.onEpisode?.(finished.length, all.length, e);
         }
         obs = step.obs;

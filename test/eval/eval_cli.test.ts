@@ -1,7 +1,7 @@
 // `dexrl eval` end to end: a real checkpoint (tiny, random) acting in real simulated envs through the
 // renderer, episodes counted per task; and its refusals of bad input.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { taskListArg } from "../../src/cli/args.ts";
@@ -28,8 +28,10 @@ describe("dexrl eval", () => {
   test("runs every requested episode to its end and reports per task", () => {
     const ckpt = checkpoint();
     const out = join(ckpt, "..", "report.json");
-    const r = dexrl("eval", "--ckpt", ckpt, "--tasks", "0,4", "--num-trials-per-task", "2", "--out", out, "--json",
-      "env.eval.total_num_envs=3", "env.eval.max_episode_steps=10", "env.eval.max_steps_per_rollout_epoch=10", "actor.model.action_horizon=10");
+    const videos = join(ckpt, "..", "videos");
+    const r = dexrl("eval", "--ckpt", ckpt, "--tasks", "0,4", "--num-trials-per-task", "2", "--out", out, "--json", "--videos", "3",
+      "env.eval.total_num_envs=3", "env.eval.max_episode_steps=10", "env.eval.max_steps_per_rollout_epoch=10", "actor.model.action_horizon=10",
+      `env.eval.video_cfg.video_base_dir=${videos}`);
     expect(r.stderr).not.toContain("internal error");
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -40,6 +42,9 @@ describe("dexrl eval", () => {
     expect(report.overall.successOnce).toBe(0);
     expect(report.overall.meanEpisodeLen).toBe(10);
     expect(r.stderr).toContain("eval ");
+    // The first three episodes as GIFs, named by task, initial state and outcome.
+    expect(readdirSync(videos).sort()).toEqual(["task0_init0_failure.gif", "task0_init1_failure.gif", "task4_init0_failure.gif"]);
+    expect(readFileSync(join(videos, "task4_init0_failure.gif")).subarray(0, 6).toString("latin1")).toBe("GIF89a");
   });
 
   test("bad input: a mismatched horizon, unknown tasks, trials out of range", () => {
