@@ -96,6 +96,7 @@ describe("matmul", () => {
     { a: [3, 7, 5], b: [7, 4], tA: true },
     { a: [37, 19], b: [19, 23] },
     { a: [131, 37], b: [130, 37], tB: true }, // 16×16 blocks, ragged edges
+    { a: [523, 29], b: [29, 131] }, // 32×16 blocks (and 32×8 for d/dA), ragged edges
   ];
   for (const c of cases) {
     test(`${c.tA ? "ᵀ" : ""}[${c.a}] · ${c.tB ? "ᵀ" : ""}[${c.b}]${c.alpha ? ` ×${c.alpha}` : ""}`, async () => {
