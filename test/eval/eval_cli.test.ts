@@ -5,11 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { taskListArg } from "../../src/cli/args.ts";
-import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
-import { Tokenizer } from "../../src/model/tokenizer.ts";
-import { TASKS } from "../../src/sim/tasks.ts";
-import { perturbedParams, tinyModel } from "../model/helpers.ts";
 import { dexrl } from "../helpers/cli.ts";
+import { writeTinyCheckpoint } from "../helpers/make_checkpoint.ts";
 
 // Simulation, rendering and the policy on SwiftShader, in a child process.
 setDefaultTimeout(180_000);
@@ -17,10 +14,7 @@ setDefaultTimeout(180_000);
 
 function checkpoint(): string {
   const dir = join(mkdtempSync(join(tmpdir(), "dexrl-eval-")), "ckpt");
-  const tokenizer = Tokenizer.fromTexts(TASKS.map((t) => t.language), 24);
-  const config = tinyModel({ max_text_len: 24, vocab_size: tokenizer.vocabSize, horizon: 10 });
-  const unit = (n: number) => ({ mean: Array(n).fill(0), std: Array(n).fill(0.3) });
-  savePolicyCheckpoint(dir, { config, params: perturbedParams(config, 2), normStats: { state: unit(8), actions: unit(7) }, tokenizer });
+  writeTinyCheckpoint(dir);
   return dir;
 }
 
