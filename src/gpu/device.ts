@@ -144,15 +144,36 @@ export async function openSeparateDevice(): Promise<Gpu> {
   return openDevice(adapter, shared.summary, shared.driver);
 }
 
-/** Opens a device on `adapter` whose uncaptured errors and loss are recorded and thrown by check(). */
-async function openDevice(adapter: GPUAdapter, summary: AdapterSummary, driver: DriverChoice): Promise<Gpu> {
-  // Ask for everything the adapter offers. bun-webgpu fills limits left out with WebGPU's defaults
-  // and then rejects those above the adapter's (SwiftShader reports 0 storage buffers per vertex stage).
-  const requiredLimits: Record<string, number> = {};
-  const offered = adapter.limits as unknown as Record<string, unknown>;
-  for (const k in offered) if (k.startsWith("max") || k.startsWith("min")) requiredLimits[k] = Number(offered[k]);
-  const device = await adapter.requestDevice({ requiredLimits });
+/**
+ * Requests a device, working around bun-webgpu 0.1.7: it packs the descriptor into buffers it does
+ * not keep alive while Dawn processes the request asynchronously, so a garbage collection in that
+ * window hands Dawn freed memory ("Unexpected chained struct … on DeviceDescriptor chain", seen in
+ * about 1 of 4 `dexrl eval` starts, or a crash). A full collection just before makes one in the
+ * window unlikely, and a request that fails that way is retried on a fresh adapter.
+ */
+async function requestDevice(first: GPUAdapter): Promise<{ adapter: GPUAdapter; device: GPUDevice }> {
+  let adapter = first;
+  for (let attempt = 1; ; attempt++) {
+    // Ask for everything the adapter offers. bun-webgpu fills limits left out with WebGPU's defaults
+    // and then rejects those above the adapter's (SwiftShader reports 0 storage buffers per vertex stage).
+    const requiredLimits: Record<string, number> = {};
+    const offered = adapter.limits as unknown as Record<string, unknown>;
+    for (const k in offered) if (k.startsWith("max") || k.startsWith("min")) requiredLimits[k] = Number(offered[k]);
+    Bun.gc(true);
+    try {
+      return { adapter, device: await adapter.requestDevice({ requiredLimits }) };
+    } catch (e) {
+      if (attempt >= 3 || !/chained struct/.test((e as Error).message)) throw e;
+      const next = await instance!.requestAdapter({ powerPreference: "high-performance" });
+      if (!next) throw e;
+      adapter = next;
+    }
+  }
+}
 
+/** Opens a device on `adapter` whose uncaptured errors and loss are recorded and thrown by check(). */
+async function openDevice(first: GPUAdapter, summary: AdapterSummary, driver: DriverChoice): Promise<Gpu> {
+  const { adapter, device } = await requestDevice(first);
   let failure: Error | undefined;
   device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
     failure ??= new DexrlError(`WebGPU device error: ${ev.error.message.split("\n")[0]}`);
