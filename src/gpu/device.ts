@@ -117,7 +117,7 @@ async function bringUp(): Promise<Gpu> {
   const { createGPUInstance, globals } = await import("bun-webgpu");
   globals(); // GPUBufferUsage, GPUMapMode, ... as globals, as in a browser
   instance = createGPUInstance(webgpuLibraryPath());
-  const adapter = await instance.requestAdapter({ powerPreference: "high-performance" });
+  const adapter = await requestAdapter();
   if (!adapter) throw new DexrlError(`No WebGPU adapter was found (${driver.note}); ${INSTALL_HINT}.`);
   const summary = summarize(adapter);
   if (summary.device === "null-backend" || summary.backend === "null") {
@@ -139,9 +139,15 @@ async function bringUp(): Promise<Gpu> {
 /** A second device on the same adapter as getGpu()'s, for work (or tests) that must not share its error state. */
 export async function openSeparateDevice(): Promise<Gpu> {
   const shared = await getGpu();
-  const adapter = await instance!.requestAdapter({ powerPreference: "high-performance" });
+  const adapter = await requestAdapter();
   if (!adapter) throw new DexrlError("The WebGPU adapter could not be requested a second time.");
   return openDevice(adapter, shared.summary, shared.driver);
+}
+
+/** An adapter from the process's instance; the options are packed like a device descriptor (see below). */
+async function requestAdapter(): Promise<GPUAdapter | null> {
+  Bun.gc(true);
+  return instance!.requestAdapter({ powerPreference: "high-performance" });
 }
 
 /**
@@ -164,7 +170,7 @@ async function requestDevice(first: GPUAdapter): Promise<{ adapter: GPUAdapter; 
       return { adapter, device: await adapter.requestDevice({ requiredLimits }) };
     } catch (e) {
       if (attempt >= 3 || !/chained struct/.test((e as Error).message)) throw e;
-      const next = await instance!.requestAdapter({ powerPreference: "high-performance" });
+      const next = await requestAdapter();
       if (!next) throw e;
       adapter = next;
     }
