@@ -4,12 +4,11 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import pkg from "../../package.json" with { type: "json" };
 import { loadConfig } from "../../src/config/load.ts";
-import { dexrl } from "../helpers/cli.ts";
+import { dexrl, repoRoot } from "../helpers/cli.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-const root = join(import.meta.dir, "..", "..");
 
 
 describe("dexrl CLI", () => {
@@ -36,7 +35,7 @@ describe("dexrl CLI", () => {
   });
 
   test("the seed snippet loads through --override-file", () => {
-    const r = dexrl("config", "--override-file", join(root, "test/fixtures/seed_snippet.yaml"));
+    const r = dexrl("config", "--override-file", join(repoRoot, "test/fixtures/seed_snippet.yaml"));
     expect(r.code).toBe(0);
     expect(parse(r.stdout).actor.model.model_path).toBe("/path/to/model/Dexbotic-Pi05-SFT");
   });

@@ -15,7 +15,7 @@ setDefaultTimeout(300_000);
 
 const root = join(import.meta.dir, "..", "..");
 
-/** Tags and steps of the scalars in an event file (length-prefixed records; tag strings as written). */
+/** An event file as text: scalar tags appear in it verbatim (the full reader is in test/log/tfevents.test.ts). */
 function tags(path: string): string {
   return readFileSync(path).toString("latin1");
 }
