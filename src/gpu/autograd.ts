@@ -1,10 +1,9 @@
 // Reverse-mode autograd: a tape of primitive applications, recorded only when grad mode is on and
 // some input tracks a gradient (a parameter with requiresGrad, or a value computed from one).
 // Frozen parameters and data never enter the tape, so they cost neither kernels nor memory.
-import { accumulate, fill } from "./kernels/elementwise.ts";
+import { kernels } from "./backend.ts";
 import { type Attrs, PRIMS, type PrimName } from "./prims.ts";
-import { commandEncoder } from "./runtime.ts";
-import { Tensor, keep, onScopeEnd } from "./tensor.ts";
+import { type Tensor, keep, onScopeEnd } from "./tensor.ts";
 
 export interface Node {
   prim: PrimName;
@@ -61,7 +60,7 @@ export function detach(t: Tensor): Tensor {
 export function backward(loss: Tensor, seed?: Tensor): void {
   if (!loss.node) throw new Error("backward: the loss does not depend on any parameter that requires a gradient");
   const grads = new Map<Tensor, Tensor>();
-  grads.set(loss, seed ?? fill(Tensor.empty(loss.shape), 1));
+  grads.set(loss, seed ?? kernels().full(loss.shape, 1));
   const end = tape.indexOf(loss.node);
   for (let i = end; i >= 0; i--) {
     const node = tape[i]!;
@@ -93,22 +92,16 @@ function addTo(grads: Map<Tensor, Tensor>, x: Tensor, g: Tensor): void {
   if (!prev) return void grads.set(x, g);
   if (prev.shared) {
     // In-place accumulation would change the other holder of this storage: add out of place.
-    const sum = copy(prev);
+    const sum = kernels().copy(prev);
     prev.dispose();
-    accumulate(sum, g);
+    kernels().accumulate(sum, g);
     grads.set(x, sum);
-  } else accumulate(prev, g);
+  } else kernels().accumulate(prev, g);
   g.dispose();
 }
 
 function addToLeaf(p: Tensor, g: Tensor): void {
-  if (p.grad) accumulate(p.grad, g);
-  else p.grad = keep(copy(g)); // an own buffer: later steps accumulate into it in place
+  if (p.grad) kernels().accumulate(p.grad, g);
+  else p.grad = keep(kernels().copy(g)); // an own buffer: later steps accumulate into it in place
   g.dispose();
-}
-
-function copy(t: Tensor): Tensor {
-  const c = Tensor.empty(t.shape);
-  commandEncoder().copyBufferToBuffer(t.buf.buffer, 0, c.buf.buffer, 0, t.size * 4);
-  return c;
 }

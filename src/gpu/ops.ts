@@ -2,7 +2,7 @@
 // or a short composition of them; the CPU reference (reference.ts) defines what each one means.
 import { apply, isGradEnabled, tracksGrad } from "./autograd.ts";
 import type { UnaryOp } from "./kernels/elementwise.ts";
-import { patchify as patchifyKernel } from "./kernels/layout.ts";
+import { kernels } from "./backend.ts";
 import { type Shape, Tensor, numel, shapeStr } from "./tensor.ts";
 
 export { backward, detach, noGrad } from "./autograd.ts";
@@ -145,7 +145,7 @@ export const rmsNorm = (x: Tensor, w: Tensor, eps = 1e-6) => apply("norm", [x, w
 export const gather = (table: Tensor, ids: Tensor) => apply("gather", [table, ids], {});
 
 /** uint8 NHWC images to patch vectors (data, so no gradient). See kernels/layout.ts. */
-export const patchify = (images: Tensor, patch: number, scaleBy = 2 / 255, offset = -1) => patchifyKernel(images, patch, scaleBy, offset);
+export const patchify = (images: Tensor, patch: number, scaleBy = 2 / 255, offset = -1) => kernels().patchify(images, patch, scaleBy, offset);
 
 // ---- losses and densities ----------------------------------------------------------------------
 

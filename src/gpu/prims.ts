@@ -1,14 +1,13 @@
 // The primitives autograd knows: each with its forward and its gradient rule side by side, in one
 // table whose type (`{ [K in PrimName]: Prim<K> }`) makes the compiler refuse a primitive without a rule.
 // Rules run without recording (no higher-order gradients) and return one gradient per input,
-// shaped like that input, or undefined where `needs[i]` is false.
-import { attentionBackward, attentionForward } from "./kernels/attention.ts";
-import { type BinaryOp, type UnaryOp, binary, binaryGrad, broadcastShape, expand, unary, unaryGrad } from "./kernels/elementwise.ts";
-import { axisCopy, gather, gatherGrad, permute, zeros } from "./kernels/layout.ts";
-import { matmul } from "./kernels/matmul.ts";
-import { type NormKind, normBackward, normForward } from "./kernels/norm.ts";
-import { maxAxis, maxAxisGrad, softmax, softmaxGrad, sumTo } from "./kernels/reduce.ts";
-import { type Shape, Tensor, shapeStr } from "./tensor.ts";
+// shaped like that input, or undefined where `needs[i]` is false. They compute through `kernels()`,
+// so the same rules run on WebGPU and, traced, on ONNX Runtime (backend.ts).
+import { kernels } from "./backend.ts";
+import type { BinaryOp, UnaryOp } from "./kernels/elementwise.ts";
+import type { NormKind } from "./kernels/norm.ts";
+import { broadcastShape } from "./shape.ts";
+import { type Shape, Tensor } from "./tensor.ts";
 
 export interface Attrs {
   unary: { op: UnaryOp; p0: number; p1: number };
@@ -47,51 +46,45 @@ export interface Prim<K extends PrimName> {
   backward(ctx: Ctx<K>, dy: Tensor): (Tensor | undefined)[];
 }
 
-/** Reduces a gradient taken at the broadcast shape back to the operand's shape. */
-function unbroadcast(g: Tensor, shape: Shape): Tensor {
-  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
-  const r = sumTo(g, shape);
-  g.dispose();
-  return r;
-}
-
 export const PRIMS: { [K in PrimName]: Prim<K> } = {
   unary: {
-    forward: ([x], { op, p0, p1 }) => ({ out: unary(op, x!, p0, p1) }),
-    backward: ({ inputs: [x], out, attrs: { op, p0, p1 } }, dy) => [unaryGrad(op, x!, out, dy, p0, p1)],
+    forward: ([x], { op, p0, p1 }) => ({ out: kernels().unary(op, x!, p0, p1) }),
+    backward: ({ inputs: [x], out, attrs: { op, p0, p1 } }, dy) => [kernels().unaryGrad(op, x!, out, dy, p0, p1)],
   },
 
   binary: {
-    forward: ([a, b], { op }) => ({ out: binary(op, a!, b!) }),
+    forward: ([a, b], { op }) => ({ out: kernels().binary(op, a!, b!) }),
     backward: ({ inputs: [a, b], attrs: { op }, needs }, dy) => {
-      const [da, db] = binaryGrad(op, a!, b!, dy);
+      const [da, db] = kernels().binaryGrad(op, a!, b!, dy);
       const keepIf = (need: boolean | undefined, g: Tensor, shape: Shape) => (need ? unbroadcast(g, shape) : void g.dispose());
       return [keepIf(needs[0], da, a!.shape), keepIf(needs[1], db, b!.shape)];
     },
   },
 
   sumTo: {
-    forward: ([x], { shape }) => ({ out: sumTo(x!, shape) }),
-    backward: ({ inputs: [x] }, dy) => [expand(dy, x!.shape)],
+    forward: ([x], { shape }) => ({ out: kernels().sumTo(x!, shape) }),
+    backward: ({ inputs: [x] }, dy) => [kernels().expand(dy, x!.shape)],
   },
 
   expand: {
     forward: ([x], { shape }) => {
       broadcastShape(x!.shape, shape);
-      return { out: expand(x!, shape) };
+      return { out: kernels().expand(x!, shape) };
     },
-    backward: ({ inputs: [x] }, dy) => [sumTo(dy, x!.shape)],
+    backward: ({ inputs: [x] }, dy) => [kernels().sumTo(dy, x!.shape)],
   },
 
   maxAxis: {
-    forward: ([x], { axis }) => ({ out: maxAxis(x!, axis) }),
-    backward: ({ inputs: [x], out, attrs: { axis } }, dy) => [maxAxisGrad(x!, out, dy, axis)],
+    forward: ([x], { axis }) => ({ out: kernels().maxAxis(x!, axis) }),
+    backward: ({ inputs: [x], out, attrs: { axis } }, dy) => [kernels().maxAxisGrad(x!, out, dy, axis)],
   },
 
   // C = α·op(A)·op(B): dA = α·dC·op(B)ᵀ, dB = α·op(A)ᵀ·dC, each written so no transpose is copied.
   matmul: {
-    forward: ([a, b], { transA, transB, alpha }) => ({ out: matmul(a!, b!, transA, transB, alpha) }),
+    forward: ([a, b], { transA, transB, alpha }) => ({ out: kernels().matmul(a!, b!, transA, transB, alpha) }),
     backward: ({ inputs: [a, b], attrs: { transA, transB, alpha }, needs }, dy) => {
+      const K = kernels();
+      const matmul = (x: Tensor, y: Tensor, tx: boolean, ty: boolean, s: number) => K.matmul(x, y, tx, ty, s);
       const batchedA = a!.rank > 2;
       const folded = b!.rank === 2 && batchedA && !transA; // forward folded A's batch into rows
       let da: Tensor | undefined;
@@ -119,63 +112,38 @@ export const PRIMS: { [K in PrimName]: Prim<K> } = {
   },
 
   softmax: {
-    forward: ([x]) => ({ out: softmax(x!) }),
-    backward: ({ out }, dy) => [softmaxGrad(out, dy)],
+    forward: ([x]) => ({ out: kernels().softmax(x!) }),
+    backward: ({ out }, dy) => [kernels().softmaxGrad(out, dy)],
   },
 
   norm: {
     forward: ([x, w, b], { kind, eps }) => {
-      const { y, stats } = normForward(kind, x!, w!, b, eps);
+      const { y, stats } = kernels().normForward(kind, x!, w!, b, eps);
       return { out: y, saved: [stats] };
     },
     backward: ({ inputs: [x, w], saved: [stats], attrs: { kind } }, dy) => {
-      const { dx, dw, db } = normBackward(kind, x!, w!, stats!, dy);
+      const { dx, dw, db } = kernels().normBackward(kind, x!, w!, stats!, dy);
       return kind === "layer" ? [dx, dw, db] : [dx, dw];
     },
   },
 
   gather: {
-    forward: ([table, ids]) => ({ out: gather(table!, ids!) }),
-    backward: ({ inputs: [table, ids] }, dy) => [gatherGrad(ids!, dy, table!.shape[0]!), undefined],
+    forward: ([table, ids]) => ({ out: kernels().gather(table!, ids!) }),
+    backward: ({ inputs: [table, ids] }, dy) => [kernels().gatherGrad(ids!, dy, table!.shape[0]!), undefined],
   },
 
   slice: {
-    forward: ([x], { axis, start, end }) => {
-      const shape = x!.shape.map((d, i) => (i === axis ? end - start : d));
-      const out = Tensor.empty(shape);
-      axisCopy(x!, out, axis, start, 0, end - start);
-      return { out };
-    },
-    backward: ({ inputs: [x], attrs: { axis, start, end } }, dy) => {
-      const dx = zeros(x!.shape);
-      axisCopy(dy, dx, axis, 0, start, end - start);
-      return [dx];
-    },
+    forward: ([x], { axis, start, end }) => ({ out: kernels().slice(x!, axis, start, end) }),
+    backward: ({ inputs: [x], attrs: { axis, start } }, dy) => [kernels().pad(dy, x!.shape, axis, start)],
   },
 
   concat: {
-    forward: (xs, { axis }) => {
-      const shape = xs[0]!.shape.map((d, i) => (i === axis ? xs.reduce((s, x) => s + x.shape[axis]!, 0) : d));
-      for (const x of xs)
-        if (x.rank !== shape.length || x.shape.some((d, i) => i !== axis && d !== shape[i]))
-          throw new Error(`concat along axis ${axis} of ${xs.map((t) => shapeStr(t.shape)).join(", ")}`);
-      const out = Tensor.empty(shape);
-      let off = 0;
-      for (const x of xs) {
-        axisCopy(x, out, axis, 0, off, x.shape[axis]!);
-        off += x.shape[axis]!;
-      }
-      return { out };
-    },
+    forward: (xs, { axis }) => ({ out: kernels().concat(xs, axis) }),
     backward: ({ inputs, attrs: { axis }, needs }, dy) => {
       let off = 0;
       return inputs.map((x, i) => {
         const len = x.shape[axis]!;
-        let dx: Tensor | undefined;
-        if (needs[i]) {
-          dx = Tensor.empty(x.shape);
-          axisCopy(dy, dx, axis, off, 0, len);
-        }
+        const dx = needs[i] ? kernels().slice(dy, axis, off, off + len) : undefined;
         off += len;
         return dx;
       });
@@ -183,11 +151,11 @@ export const PRIMS: { [K in PrimName]: Prim<K> } = {
   },
 
   permute: {
-    forward: ([x], { perm }) => ({ out: permute(x!, perm) }),
+    forward: ([x], { perm }) => ({ out: kernels().permute(x!, perm) }),
     backward: ({ attrs: { perm } }, dy) => {
       const inv: number[] = [];
       perm.forEach((p, i) => (inv[p] = i));
-      return [permute(dy, inv)];
+      return [kernels().permute(dy, inv)];
     },
   },
 
@@ -196,18 +164,27 @@ export const PRIMS: { [K in PrimName]: Prim<K> } = {
     backward: ({ inputs: [x] }, dy) => [dy.view(x!.shape)],
   },
 
-  // Saves the logsumexp of every query row so the backward recomputes the probabilities row by row.
+  // WebGPU saves the logsumexp of every query row so the backward recomputes the probabilities row
+  // by row; the tracer saves the probabilities themselves (ONNX Runtime holds them anyway).
   attention: {
     forward: ([q, k, v, bias], { scale }) => {
-      const { out, lse } = attentionForward(q!, k!, v!, bias, scale);
-      return { out, saved: [lse] };
+      const { out, saved } = kernels().attentionForward(q!, k!, v!, bias, scale);
+      return { out, saved: [saved] };
     },
-    backward: ({ inputs: [q, k, v, bias], out, saved: [lse], attrs: { scale }, needs }, dy) => {
-      const g = attentionBackward(q!, k!, v!, bias, scale, out, lse!, dy, { q: needs[0]!, k: needs[1]!, v: needs[2]! });
+    backward: ({ inputs: [q, k, v, bias], out, saved: [saved], attrs: { scale }, needs }, dy) => {
+      const g = kernels().attentionBackward(q!, k!, v!, bias, scale, out, saved!, dy, { q: needs[0]!, k: needs[1]!, v: needs[2]! });
       return [g.dq, g.dk, g.dv];
     },
   },
 };
+
+/** Reduces a gradient taken at the broadcast shape back to the operand's shape. */
+function unbroadcast(g: Tensor, shape: Shape): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const r = kernels().sumTo(g, shape);
+  g.dispose();
+  return r;
+}
 
 function reshaped(t: Tensor, shape: Shape): Tensor {
   if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;

@@ -1,6 +1,7 @@
 // Seeded, counter-based random numbers on the device (Philox4x32-10, Salmon et al. 2011): element e
 // of a draw is a pure function of (seed, counter + e), so a run reproduces exactly and noise for
 // thousands of action chunks is made where it is used, without a CPU round trip.
+import { kernels } from "./backend.ts";
 import { GRID_BUILTINS, dispatch, flatIndex, grid, kernel } from "./runtime.ts";
 import { type Shape, Tensor, keep, numel } from "./tensor.ts";
 
@@ -40,6 +41,7 @@ export type Distribution = "uniform" | "normal";
  * new uniforms or bind groups.
  */
 function draw(kind: Distribution, shape: Shape, seed: number, ctr: Tensor): Tensor {
+  if (kernels().name === "onnx") throw new Error(`Rng.${kind} cannot be traced into ONNX: draw the values on the CPU (randomCpu) and pass them as a graph input`);
   const y = Tensor.empty(shape);
   const k = kernel({
     name: `random_${kind}`,

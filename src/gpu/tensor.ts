@@ -1,4 +1,5 @@
-// Device tensors: a shape over a pooled buffer, with explicit lifetime through scopes.
+// Tensors: a shape over a pooled device buffer (WebGPU) or over a traced graph value (the ONNX
+// backend, see trace.ts), with explicit lifetime through scopes.
 //
 // Lifetime. Every tensor made inside `scope(fn)` is disposed when fn returns, except the tensors
 // fn returns (they move to the enclosing scope) and those passed to `keep`. Tensors made outside
@@ -12,17 +13,41 @@
 import { type PoolBuffer, acquire, download, release, upload } from "./runtime.ts";
 import type { Node } from "./autograd.ts";
 
-export type Shape = readonly number[];
+import { type Shape, numel, shapeStr } from "./shape.ts";
+
+export { type Shape, numel, shapeStr };
 /** f32: float tensors; i32: token ids; u8: images (bytes packed 4 per word). */
 export type DType = "f32" | "i32" | "u8";
 
-export const numel = (shape: Shape) => shape.reduce((a, b) => a * b, 1);
-export const shapeStr = (shape: Shape) => `[${shape.join(", ")}]`;
+/**
+ * A traced tensor's value (the ONNX backend): the name of a graph value and the shape it was made
+ * with. Views of other shapes share it and get a Reshape when the tracer reads them.
+ */
+export interface SymValue {
+  name: string;
+  shape: Shape;
+}
 
-/** A pooled buffer shared by a tensor and its reshaped views; released when the last one goes. */
+/**
+ * What a tensor and its reshaped views share: a pooled device buffer (WebGPU), released when the
+ * last holder goes, or a traced graph value (ONNX), which in-place accumulation renames.
+ */
 class Storage {
   refs = 1;
-  constructor(readonly buf: PoolBuffer) {}
+  constructor(
+    readonly buf: PoolBuffer | undefined,
+    public sym?: SymValue,
+  ) {}
+}
+
+/** While a trace runs, tensors made from CPU data become graph constants instead of uploads. */
+export interface ConstantSink {
+  constant(data: Float32Array | Int32Array | Uint8Array, shape: Shape, dtype: DType): Tensor;
+}
+let constantSink: ConstantSink | undefined;
+/** Installed by the tracer for the duration of a trace. */
+export function setConstantSink(s: ConstantSink | undefined): void {
+  constantSink = s;
 }
 
 let nextId = 0;
@@ -51,15 +76,22 @@ export class Tensor {
 
   /** Allocates an uninitialised tensor from the pool. */
   static empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    if (constantSink) throw new Error(`a WebGPU-only kernel (output ${shapeStr(shape)}) ran inside an ONNX trace: it has no ONNX lowering`);
     const bytes = dtype === "u8" ? Math.ceil(numel(shape) / 4) * 4 : numel(shape) * 4;
     return new Tensor(shape, acquire(Math.max(4, bytes)), dtype);
+  }
+
+  /** A traced value (ONNX backend): no device memory, only a name in the graph being built. */
+  static symbolic(shape: Shape, sym: SymValue, dtype: DType = "f32"): Tensor {
+    return new Tensor(shape, new Storage(undefined, sym), dtype);
   }
 
   static from(data: ArrayLike<number> | Float32Array | Int32Array | Uint8Array, shape: Shape, dtype?: DType): Tensor {
     const kind: DType = dtype ?? (data instanceof Int32Array ? "i32" : data instanceof Uint8Array ? "u8" : "f32");
     if (data.length !== numel(shape)) throw new Error(`${data.length} values do not fill shape ${shapeStr(shape)}`);
-    const t = Tensor.empty(shape, kind);
     const typed = kind === "f32" ? Float32Array.from(data) : kind === "i32" ? Int32Array.from(data) : Uint8Array.from(data);
+    if (constantSink) return constantSink.constant(typed, shape, kind);
+    const t = Tensor.empty(shape, kind);
     upload(t.buf, typed);
     if (typed instanceof Int32Array) t.host = typed;
     return t;
@@ -67,7 +99,20 @@ export class Tensor {
 
   get buf(): PoolBuffer {
     if (!this.storage) throw new Error(`tensor ${shapeStr(this.shape)} was used after it was disposed (see the lifetime rules in tensor.ts)`);
+    if (!this.storage.buf) throw new Error(`tensor ${shapeStr(this.shape)} is a traced ONNX value: it has no device buffer (run the traced graph to get values)`);
     return this.storage.buf;
+  }
+
+  /** The traced value behind this tensor (ONNX backend), or undefined for a device tensor. */
+  get sym(): SymValue | undefined {
+    if (!this.storage) throw new Error(`tensor ${shapeStr(this.shape)} was used after it was disposed (see the lifetime rules in tensor.ts)`);
+    return this.storage.sym;
+  }
+
+  /** Rebinds a traced tensor (and its views) to a new value: the tracer's in-place update. */
+  rebind(sym: SymValue): void {
+    if (!this.storage?.sym) throw new Error("rebind is for traced tensors");
+    this.storage.sym = sym;
   }
 
   get disposed(): boolean {
@@ -97,7 +142,7 @@ export class Tensor {
     if (!s) return;
     this.storage = undefined;
     this.node = undefined;
-    if (--s.refs === 0) release(s.buf);
+    if (--s.refs === 0 && s.buf) release(s.buf);
     for (const sc of scopeStack) sc.delete(this);
   }
 

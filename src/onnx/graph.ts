@@ -10,10 +10,17 @@ export const IR_VERSION = 8;
 type Dim = number | string; // a string is a symbolic dimension such as "batch"
 /** Attribute values are tagged, since a JS number cannot say whether 1 is an INT or a FLOAT. */
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string };
-type ElemType = "float32" | "int64" | "uint8";
+export type ElemType = "float32" | "int64" | "int32" | "uint8";
 
-const elemTypeOf = (t: ElemType) =>
-  t === "float32" ? onnx.TensorProto.DataType.FLOAT : t === "int64" ? onnx.TensorProto.DataType.INT64 : onnx.TensorProto.DataType.UINT8;
+const ELEM_TYPES: Record<ElemType, number> = {
+  float32: onnx.TensorProto.DataType.FLOAT,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
+};
+const elemTypeOf = (t: ElemType) => ELEM_TYPES[t];
+/** The ONNX element type number (e.g. for Cast's `to`). */
+export const onnxElemType = elemTypeOf;
 
 function valueInfo(name: string, type: ElemType, dims: Dim[]) {
   return {
@@ -46,6 +53,11 @@ export class OnnxGraph {
 
   constructor(readonly name: string) {}
 
+  /** A number no other generated name in this graph uses. */
+  nextId(): number {
+    return this.counter++;
+  }
+
   input(name: string, dims: Dim[], type: ElemType = "float32"): string {
     this.inputs.push(valueInfo(name, type, dims));
     return name;
@@ -57,13 +69,14 @@ export class OnnxGraph {
   }
 
   /** A constant tensor stored in the model (weights); raw little-endian bytes. */
-  initializer(name: string, data: Float32Array | BigInt64Array, dims: number[]): string {
+  initializer(name: string, data: Float32Array | BigInt64Array | Int32Array | Uint8Array, dims: number[]): string {
     const count = dims.reduce((a, b) => a * b, 1);
     if (count !== data.length) throw new Error(`initializer ${name}: ${data.length} values for shape [${dims}]`);
+    const type: ElemType = data instanceof Float32Array ? "float32" : data instanceof BigInt64Array ? "int64" : data instanceof Int32Array ? "int32" : "uint8";
     this.initializers.push({
       name,
       dims,
-      dataType: data instanceof Float32Array ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+      dataType: elemTypeOf(type),
       rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     });
     return name;

@@ -1,6 +1,7 @@
 // Elementwise kernels: unary maps with their derivatives, and broadcasting binary maps with the
 // gradient of each operand, generated from one table each so forward and backward stay side by side.
 import { GRID_BUILTINS, dispatch, flatIndex, grid, kernel } from "../runtime.ts";
+import { broadcastShape } from "../shape.ts";
 import { type Shape, Tensor, numel, shapeStr } from "../tensor.ts";
 
 /**
@@ -94,18 +95,7 @@ export const BINARY = {
 } as const;
 export type BinaryOp = keyof typeof BINARY;
 
-/** NumPy broadcasting of two shapes. */
-export function broadcastShape(a: Shape, b: Shape): number[] {
-  const r = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const da = a[a.length - r + i] ?? 1;
-    const db = b[b.length - r + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw new Error(`shapes ${shapeStr(a)} and ${shapeStr(b)} do not broadcast`);
-    out.push(Math.max(da, db));
-  }
-  return out;
-}
+export { broadcastShape };
 
 const MAXR = 4;
 
