@@ -3,15 +3,15 @@
 import { defineCommand } from "citty";
 import { writeFileSync } from "node:fs";
 import { configArgs, debugArgs, intArg, jsonArgs, taskListArg, type DexrlMeta } from "../cli/args.ts";
+import { checkOutputFile, ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
 import { usageError } from "../errors.ts";
 import { evaluate, type EvalReport } from "../eval/evaluate.ts";
 import { getGpu } from "../gpu/device.ts";
 import { initEngine } from "../gpu/runtime.ts";
 import { Progress } from "../log/console.ts";
-import { Policy } from "../model/policy.ts";
 import { loadPolicyCheckpoint } from "../model/policy_checkpoint.ts";
-import { PolicyRunner, runnerBackend } from "../model/runner.ts";
+import { PolicyRunner, resolveBackend } from "../model/runner.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 
 function table(r: EvalReport): string {
@@ -38,20 +38,25 @@ export default defineCommand({
     ],
   } satisfies DexrlMeta,
   args: {
-    ckpt: { type: "string", required: true, valueHint: "DIR", description: "Checkpoint directory" },
+    ckpt: { type: "string", required: true, alias: ["ckpt_path"], valueHint: "DIR", description: "Checkpoint directory" },
     tasks: { type: "string", default: "all", valueHint: "LIST", description: 'Task ids, e.g. "0,4", or "all"' },
     "num-trials-per-task": { type: "string", default: "50", alias: ["num_trials_per_task", "trials-per-task"], valueHint: "N", description: "Episodes per task, from initial state 0 up (1 to 50)" },
     out: { type: "string", valueHint: "FILE", description: "Also write the report as JSON to this file" },
     videos: { type: "string", default: "0", valueHint: "N", description: "Write the first N episodes as GIFs (one frame per policy call) into env.eval.video_cfg.video_base_dir" },
+    action_chunk_size: { type: "string", valueHint: "N", description: "Actions executed per policy call: the seed's eval-script spelling of actor.model.num_action_chunks=N" },
+    num_diffusion_steps: { type: "string", valueHint: "K", description: "Flow-ODE denoising steps: the seed's eval-script spelling of actor.model.num_steps=K" },
     ...configArgs,
     ...jsonArgs,
     ...debugArgs,
   },
   async run({ args }) {
-    const { config } = loadConfigFromArgs(args);
+    const { config } = loadConfigFromArgs(args, { use: "eval", extra: seedFlagOverrides(args) });
     const trials = intArg("num-trials-per-task", args["num-trials-per-task"], 1, INIT_STATES_PER_TASK);
     const tasks = taskListArg(args.tasks, NUM_TASKS);
     const videos = intArg("videos", args.videos, 0, NUM_TASKS * INIT_STATES_PER_TASK);
+    // Outputs are checked before the evaluation, so that it never ends by failing to write its results.
+    if (args.out) checkOutputFile(args.out, "--out");
+    if (videos) ensureOutputDir(config.env.eval.video_cfg.video_base_dir, "env.eval.video_cfg.video_base_dir (where --videos go)");
     const ck = loadPolicyCheckpoint(args.ckpt);
     const m = config.actor.model;
     if (ck.config.horizon !== m.action_horizon)
@@ -62,10 +67,9 @@ export default defineCommand({
 
     const gpu = await initEngine();
     const env = config.env.eval;
-    const policy = Policy.fromArrays(ck.config, ck.params, true);
-    const backend = runnerBackend(config.rollout.sampler_backend, config.rollout.prefix_backend, gpu.summary.isSoftware);
-    const runner = await PolicyRunner.create({
-      policy,
+    const backend = resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware);
+    const runner = PolicyRunner.create({
+      config: ck.config,
       normStats: ck.normStats,
       tokenizer: ck.tokenizer,
       sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
@@ -91,7 +95,23 @@ export default defineCommand({
       },
     });
     await runner.release();
-    if (args.out) writeFileSync(args.out, JSON.stringify(report, null, 2) + "\n");
     console.log(args.json ? JSON.stringify(report, null, 2) : table(report));
+    if (args.out) writeFileSync(args.out, JSON.stringify(report, null, 2) + "\n");
   },
 });
+
+/** The seed eval script's flags (--action_chunk_size, --num_diffusion_steps) as dotted overrides. */
+function seedFlagOverrides(args: { _: string[]; action_chunk_size?: string; num_diffusion_steps?: string }): string[] {
+  const flags = [
+    ["action_chunk_size", "actor.model.num_action_chunks"],
+    ["num_diffusion_steps", "actor.model.num_steps"],
+  ] as const;
+  const out: string[] = [];
+  for (const [flag, key] of flags) {
+    const value = args[flag];
+    if (value === undefined) continue;
+    if (args._.some((o) => o.split("=")[0]!.trim() === key)) throw usageError(`--${flag} and ${key}= both set ${key}; give only one of them.`);
+    out.push(`${key}=${intArg(flag, value, 1, 1000)}`);
+  }
+  return out;
+}

@@ -1,8 +1,10 @@
 // The config schema: the seed's key tree (RLinf libero_spatial_ppo_dexbotic_pi0) with a type and
 // range for every leaf. Defaults live in configs/libero_spatial_ppo_dexbotic_pi0.yaml.
-import { bool, float, ignored, int, list, oneOf, positiveFloat, positiveInt, str, type Infer } from "./fields.ts";
+import { bool, float, floatBelow, ignored, int, list, oneOf, path, positiveFloat, positiveInt, str, type Infer } from "./fields.ts";
 
 const ONE_PROCESS = "dexrl runs actor, rollout and envs in one process";
+/** Seeds feed 32-bit generators: larger values would collide with smaller ones. */
+const seed = () => int(0, 2 ** 32 - 1);
 
 const envGroup = {
   env_type: oneOf(["libero"]),
@@ -18,7 +20,7 @@ const envGroup = {
   reward_coef: float(),
   reset_gripper_open: bool(),
   is_eval: bool(),
-  seed: int(0),
+  seed: seed(),
   group_size: positiveInt(),
   use_fixed_reset_state_ids: bool(),
   use_ordered_reset_state_ids: bool(),
@@ -26,7 +28,7 @@ const envGroup = {
   video_cfg: {
     save_video: bool(),
     info_on_video: bool(),
-    video_base_dir: str(),
+    video_base_dir: path(),
   },
   init_params: {
     camera_heights: int(32, 1024),
@@ -40,17 +42,17 @@ export const schema = {
   runner: {
     task_type: oneOf(["embodied"]),
     logger: {
-      log_path: str(),
+      log_path: path(),
       project_name: str(),
-      experiment_name: str(),
+      experiment_name: path(),
       logger_backends: list<string>(),
     },
     max_epochs: positiveInt(),
-    max_steps: int(-1),
+    max_steps: positiveInt(),
     only_eval: bool(),
-    val_check_interval: int(-1),
-    save_interval: int(-1),
-    resume_dir: str().orNull(),
+    val_check_interval: int(1).or(-1, "never"),
+    save_interval: int(1).or(-1, "only at the end"),
+    resume_dir: path().orNull(),
   },
   algorithm: {
     normalize_advantages: bool(),
@@ -85,28 +87,29 @@ export const schema = {
   },
   rollout: {
     group_name: ignored(ONE_PROCESS),
-    generation_backend: ignored("dexrl samples with its own WebGPU engine"),
+    generation_backend: ignored("dexrl samples with its own engine (rollout.sampler_backend chooses WebGPU or ONNX Runtime)"),
     recompute_logprobs: bool(),
     unnorm_key: str(),
     enable_offload: ignored("dexrl keeps the model resident"),
     pipeline_stage_num: ignored(ONE_PROCESS),
     sampler_backend: oneOf(["auto", "webgpu", "onnx"]),
-    prefix_backend: oneOf(["webgpu", "onnx"]),
     model: {
-      model_path: str(),
+      model_path: path(),
       precision: ignored("dexrl computes in float32"),
     },
   },
   actor: {
     group_name: ignored(ONE_PROCESS),
-    training_backend: ignored("dexrl trains with its own WebGPU engine, not FSDP"),
+    // Where updates run: onnx (ONNX Runtime on the CPU's cores), webgpu, or auto (onnx on a software
+    // adapter, webgpu on a real GPU). RLinf's value fsdp reads as auto.
+    training_backend: oneOf(["auto", "webgpu", "onnx", "fsdp"]),
     micro_batch_size: positiveInt(),
     global_batch_size: positiveInt(),
-    seed: int(0),
+    seed: seed(),
     enable_offload: ignored("dexrl keeps the model resident"),
     model: {
       model_type: oneOf(["dexbotic_pi"]),
-      model_path: str(),
+      model_path: path(),
       precision: ignored("dexrl computes in float32"),
       num_action_chunks: positiveInt(),
       num_steps: positiveInt(),
@@ -137,8 +140,8 @@ export const schema = {
     optim: {
       lr: positiveFloat(),
       value_lr: positiveFloat(),
-      adam_beta1: float(0, 1),
-      adam_beta2: float(0, 1),
+      adam_beta1: floatBelow(0, 1),
+      adam_beta2: floatBelow(0, 1),
       adam_eps: positiveFloat(),
       weight_decay: float(0),
       clip_grad: positiveFloat(),

@@ -48,7 +48,7 @@ function jobs(o: EvalOptions): { task: number; initState: number }[] {
 
 export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
-  const c = runner.policy.c;
+  const c = runner.c;
   const all = jobs(o);
   const N = Math.min(o.numEnvs, all.length);
   const chunk = runner.sampler.chunk;

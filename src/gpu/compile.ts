@@ -36,7 +36,10 @@ export function traceFn(name: string, fn: TensorFn, feeds: Record<string, { shap
   return trace(name, (tr) => {
     const inputs: Record<string, Tensor> = {};
     for (const [k, f] of Object.entries(feeds)) inputs[k] = tr.input(k, f.shape, f.dtype);
-    for (const [k, t] of Object.entries(fn(inputs))) tr.output(k, t);
+    for (const [k, t] of Object.entries(fn(inputs))) {
+      if (k in feeds) throw new Error(`trace ${name}: output ${k} has the name of an input`);
+      tr.output(k, t);
+    }
   });
 }
 

@@ -62,6 +62,9 @@ export const DEFAULT_MODEL: Omit<ModelConfig, "vocab_size"> = {
   add_noise_head: false,
 };
 
+/** Masked attention logits get this bias: exp underflows to exactly 0. */
+export const MASK_BIAS = -1e9;
+
 /** Hidden widths of the Flow-Noise std head, and the std bounds its output is squashed into. */
 export const NOISE_HEAD_HIDDEN = [128, 64] as const;
 export const NOISE_STD_RANGE = [0.08, 0.16] as const;
@@ -180,6 +183,13 @@ export function initParameters(c: ModelConfig, normal: () => number): Map<string
     } else for (let i = 0; i < n; i++) a[i] = 0.02 * normal();
     out.set(name, a);
   }
+  return out;
+}
+
+/** The sin-cos embeddings [n, width] of flow times ts, flat. */
+export function timeEmbeddings(ts: readonly number[], width: number): Float32Array {
+  const out = new Float32Array(ts.length * width);
+  ts.forEach((t, i) => out.set(timeEmbedding(t, width), i * width));
   return out;
 }
 

@@ -7,6 +7,11 @@
 
 export type NoiseMethod = "flow_ode" | "flow_sde" | "flow_noise";
 
+/** SFT's flow times: Beta(1.5, 1) draws scaled into [0.001, 1) (openpi); Beta(a, 1) is U^(1/a). */
+export function sampleFlowTimes(B: number, uniform: () => number): number[] {
+  return Array.from({ length: B }, () => Math.pow(uniform(), 1 / 1.5) * 0.999 + 0.001);
+}
+
 /** The K+1 times 1, 1 − 1/K, …, 1/K, 0. */
 export function timeGrid(K: number): number[] {
   if (!Number.isInteger(K) || K < 1) throw new Error(`num_steps must be a positive integer, got ${K}`);

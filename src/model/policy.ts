@@ -1,13 +1,11 @@
-// The π0-style policy on the WebGPU engine: embedPrefix (views → ViT → projector, text → prefix
-// transformer → per-layer K/V) and the action expert's velocity, following the architecture table
-// of config.ts op for op, as the ONNX export does. Every op is differentiable, so the same code
-// serves sampling (under noGrad) and training.
+// The π0-style policy, written once against the tensor engine: embedPrefix (views → ViT →
+// projector, text → prefix transformer → per-layer K/V) and the action expert's velocity, following
+// the architecture table of config.ts. It runs on WebGPU or traced into ONNX (gpu/trace.ts); every
+// value it needs that depends on the call (token mask, flow time) arrives as a tensor. Every op is
+// differentiable, so the same code serves sampling (under noGrad) and training.
 import * as op from "../gpu/ops.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { dims, isPrefixParameter, NOISE_STD_RANGE, parameterShapes, timeEmbedding, type ModelConfig } from "./config.ts";
-
-/** Masked attention logits get this bias, as in the ONNX export: exp underflows to exactly 0. */
-const MASK_BIAS = -1e9;
+import { dims, isPrefixParameter, MASK_BIAS, NOISE_STD_RANGE, parameterShapes, type ModelConfig } from "./config.ts";
 
 /** What the expert attends to: per-layer prefix K and V [B, heads, T, hd], and the key bias [B, 1, 1, T]. */
 export interface PrefixKV {
@@ -38,6 +36,11 @@ export class Policy {
       t.requiresGrad = !(trainExpertOnly && isPrefixParameter(name));
       params.set(name, t);
     }
+    return new Policy(c, params);
+  }
+
+  /** A policy over given tensors (graph inputs or constants in a trace); names missing are never read. */
+  static fromTensors(c: ModelConfig, params: Map<string, Tensor>): Policy {
     return new Policy(c, params);
   }
 
@@ -72,11 +75,8 @@ export class Policy {
     return op.attention(q, k, v, bias, 1 / Math.sqrt(hd));
   }
 
-  /**
-   * images: uint8 [B, V, S, S, 3] (upright, row 0 at the top); ids: i32 [B, L]; tokenMask: 0/1 per
-   * token [B·L] on the CPU (it only shapes the attention bias).
-   */
-  embedPrefix(images: Tensor, ids: Tensor, tokenMask: ArrayLike<number>): PrefixKV {
+  /** images: uint8 [B, V, S, S, 3] (upright, row 0 at the top); ids: i32 [B, L]; tokenMask: 1/0 per token [B, L]. */
+  embedPrefix(images: Tensor, ids: Tensor, tokenMask: Tensor): PrefixKV {
     const { c, d } = this;
     const B = ids.shape[0]!;
     if (images.shape.join() !== [B, c.num_images, c.image_size, c.image_size, 3].join())
@@ -102,10 +102,10 @@ export class Policy {
     const text = op.add(op.scale(op.gather(this.p("embed_tokens"), ids), Math.sqrt(c.width)), this.p("text_pos_embed"));
     let x = op.concat([imgTokens, text], 1); // [B, T, width]
 
-    const bias = new Float32Array(B * d.prefixLen);
-    for (let b = 0; b < B; b++)
-      for (let t = 0; t < c.max_text_len; t++) if (!tokenMask[b * c.max_text_len + t]) bias[b * d.prefixLen + c.num_images * d.patches + t] = MASK_BIAS;
-    const keyBias = Tensor.from(bias, [B, 1, 1, d.prefixLen]);
+    // Image tokens are always valid; a padded text token gets MASK_BIAS (mask 0 → −1e9, 1 → 0 exactly).
+    const imageValid = op.expand(Tensor.from(new Float32Array(c.num_images * d.patches).fill(1), [1, c.num_images * d.patches]), [B, c.num_images * d.patches]);
+    const valid = op.concat([imageValid, tokenMask], 1); // [B, T]
+    const keyBias = op.reshape(op.affine(valid, -MASK_BIAS, MASK_BIAS), [B, 1, 1, d.prefixLen]);
 
     const k: Tensor[] = [];
     const v: Tensor[] = [];
@@ -122,14 +122,9 @@ export class Policy {
     }
     if (!(c.add_value_head && c.value_after_vlm)) return { k, v, keyBias };
     // Masked mean over the valid prefix tokens: weights 1/count on valid tokens, 0 on padding.
-    const weights = new Float32Array(B * d.prefixLen);
-    for (let b = 0; b < B; b++) {
-      const valid = bias.subarray(b * d.prefixLen, (b + 1) * d.prefixLen).map((m) => (m === 0 ? 1 : 0));
-      const count = valid.reduce((s, m) => s + m, 0);
-      valid.forEach((m, t) => (weights[b * d.prefixLen + t] = m / count));
-    }
+    const weights = op.div(valid, op.sum(valid, 1, true)); // [B, T]
     const out = op.rmsNorm(x, this.p("prefix.final_norm.weight"));
-    const pooled = op.reshape(op.matmul(Tensor.from(weights, [B, 1, d.prefixLen]), out), [B, c.width]);
+    const pooled = op.reshape(op.matmul(op.reshape(weights, [B, 1, d.prefixLen]), out), [B, c.width]);
     return { k, v, keyBias, pooled };
   }
 
@@ -149,20 +144,18 @@ export class Policy {
   }
 
   /**
-   * One expert pass at flow time t (t = 1 noise, t = 0 action; one t for the batch, or one per
-   * example in training): x_t [B, H, action_dim] → the velocity [B, H, action_dim] and the final
-   * expert outputs of the action tokens [B, H, W].
+   * One expert pass at flow time t (t = 1 noise, t = 0 action): x_t [B, H, action_dim] and the
+   * time's sin-cos embedding temb [B or 1, W] (config.ts timeEmbedding, made on the CPU in float64:
+   * its arguments reach 2π/4e-3, beyond float32 sin's accuracy) → the velocity [B, H, action_dim]
+   * and the final expert outputs of the action tokens [B, H, W].
    */
-  expert(prefix: PrefixKV, bias: Tensor, stateTok: Tensor, xt: Tensor, t: number | readonly number[]): { velocity: Tensor; actionOut: Tensor } {
+  expert(prefix: PrefixKV, bias: Tensor, stateTok: Tensor, xt: Tensor, temb: Tensor): { velocity: Tensor; actionOut: Tensor } {
     const { c } = this;
     const B = xt.shape[0]!;
     const W = c.expert_width;
     const act = this.linear(xt, "action_in_proj"); // [B, H, W]
-    const ts = typeof t === "number" ? [t] : t;
-    if (ts.length !== 1 && ts.length !== B) throw new Error(`expert: ${ts.length} times for a batch of ${B}`);
-    const emb = new Float32Array(ts.length * W);
-    ts.forEach((ti, b) => emb.set(timeEmbedding(ti, W), b * W));
-    const te = op.expand(Tensor.from(emb, [ts.length, 1, W]), [B, c.horizon, W]);
+    if (temb.rank !== 2 || temb.shape[1] !== W || (temb.shape[0] !== 1 && temb.shape[0] !== B)) throw new Error(`expert: temb must be [${B} or 1, ${W}], got [${temb.shape}]`);
+    const te = op.expand(op.reshape(temb, [temb.shape[0]!, 1, W]), [B, c.horizon, W]);
     const mixed = this.linear(op.silu(this.linear(op.concat([act, te], 2), "action_time_mlp_in")), "action_time_mlp_out");
     let y = op.concat([stateTok, op.add(mixed, this.p("action_pos_embed"))], 1); // [B, 1+H, W]
     for (let l = 0; l < c.depth; l++) {

@@ -1,19 +1,15 @@
 // The policy as rollouts and evaluation use it: raw observations (uint8 camera images, instruction
 // strings, 8-D states) in; the executed, unnormalised action chunk plus what PPO stores (chain,
-// stochastic step, log-prob, value) out. Tokenises, normalises, runs the sampler on WebGPU (prefix
-// there or on ONNX Runtime) or entirely on ONNX Runtime, and reads back once per call.
-import type * as Ort from "onnxruntime-node";
-import * as op from "../gpu/ops.ts";
-import { Rng } from "../gpu/random.ts";
-import { scopeAsync, Tensor } from "../gpu/tensor.ts";
-import type { NormStats } from "./checkpoint.ts";
-import { normalize, unnormalize } from "./normalize.ts";
-import { OnnxPrefix } from "./onnx_prefix.ts";
-import { exportSamplerOnnx } from "./onnx_sampler.ts";
-import { loadOnnxRuntime } from "../onnx/runtime.ts";
+// stochastic step, log-prob, value) out. Tokenises, normalises, draws the noise on the CPU and runs
+// the sampler program (programs.ts) on the chosen backend; one round trip per call.
+import { type Backend, type Compiled, compile, host } from "../gpu/compile.ts";
 import { Rng as CpuRng } from "../sim/math.ts";
-import type { Policy, PrefixKV } from "./policy.ts";
-import { context, sampleActions, type SamplerConfig } from "./sampler.ts";
+import type { NormStats } from "./checkpoint.ts";
+import type { ModelConfig } from "./config.ts";
+import { normalize, unnormalize } from "./normalize.ts";
+import { Policy } from "./policy.ts";
+import { constantPolicy, samplerFn } from "./programs.ts";
+import { stepHost, type SamplerConfig } from "./sampler.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 export interface Observation {
@@ -29,137 +25,111 @@ export interface Act {
   actions: Float32Array;
   /** [B, K+1, H, action_dim] the normalised denoising chain, for PPO. */
   chain: Float32Array;
+  /** The stochastic step, or −1 when none (evaluation) or all (joint log-probs) explored. */
   stepIndex: number;
   logProb: Float32Array;
   entropy: Float32Array;
   value: Float32Array;
 }
 
-/** Where a policy call runs: all on WebGPU, the prefix on ONNX Runtime, or all on ONNX Runtime. */
-export type RunnerBackend = "webgpu" | "onnx-prefix" | "onnx";
-
 /**
- * The backend that rollout.sampler_backend / rollout.prefix_backend ask for: `auto` takes ONNX
- * Runtime on a software adapter (SwiftShader), where it is far faster, and WebGPU on a real GPU.
+ * Where a backend setting (`auto`, `webgpu`, `onnx`) runs: `auto` takes ONNX Runtime on a software
+ * adapter (SwiftShader is ~3 % of the CPU's arithmetic) and WebGPU on a real GPU.
  */
-export function runnerBackend(sampler: "auto" | "webgpu" | "onnx", prefix: "webgpu" | "onnx", softwareAdapter: boolean): RunnerBackend {
-  if (sampler === "onnx" || (sampler === "auto" && softwareAdapter)) return "onnx";
-  return prefix === "onnx" ? "onnx-prefix" : "webgpu";
+export function resolveBackend(setting: "auto" | "webgpu" | "onnx", softwareAdapter: boolean): Backend {
+  if (setting === "auto") return softwareAdapter ? "onnx" : "webgpu";
+  return setting;
+}
+
+/** Tokens [B, L] and the 1/0 token mask [B, L] of a batch of instructions. */
+export function tokenize(tokenizer: Tokenizer, instructions: string[]): { ids: Int32Array; mask: Float32Array } {
+  const L = tokenizer.maxLength;
+  const ids = new Int32Array(instructions.length * L);
+  const mask = new Float32Array(instructions.length * L);
+  instructions.forEach((text, b) => {
+    const e = tokenizer.encode(text);
+    ids.set(e.ids, b * L);
+    mask.set(e.mask, b * L);
+  });
+  return { ids, mask };
 }
 
 export class PolicyRunner {
-  private onnxSampler: Ort.InferenceSession | undefined;
+  private program: Compiled;
+  private device: Policy | undefined;
+  private rng: CpuRng;
 
   private constructor(
-    readonly policy: Policy,
+    readonly c: ModelConfig,
     readonly normStats: NormStats,
     readonly tokenizer: Tokenizer,
     readonly sampler: SamplerConfig,
-    readonly backend: RunnerBackend,
-    private readonly rng: Rng,
-    private readonly cpuRng: CpuRng,
-    private readonly pickStep: () => number,
-    private readonly onnxPrefix: OnnxPrefix | undefined,
-  ) {}
-
-  /**
-   * `onnx-prefix` runs the (frozen) prefix in ONNX Runtime from `params`; the caller keeps those
-   * equal to the policy's prefix weights (true under train_expert_only). `onnx` runs the whole
-   * sampler there, from the policy's weights as of the last syncWeights().
-   */
-  static async create(o: {
-    policy: Policy;
-    normStats: NormStats;
-    tokenizer: Tokenizer;
-    sampler: SamplerConfig;
-    seed: number;
-    backend: RunnerBackend;
-    params?: Map<string, Float32Array>;
-  }): Promise<PolicyRunner> {
-    const steps = new CpuRng(o.seed ^ 0x5bd1e995);
-    // One stochastic step per call, shared by the batch (RLinf's hybrid ODE–SDE rollout).
-    const pickStep = () => Math.floor(steps.next() * o.sampler.numSteps);
-    const prefix = o.backend === "onnx-prefix" ? await OnnxPrefix.create(o.policy.c, o.params!) : undefined;
-    const runner = new PolicyRunner(o.policy, o.normStats, o.tokenizer, o.sampler, o.backend, new Rng(o.seed), new CpuRng(o.seed), pickStep, prefix);
-    if (o.backend === "onnx") await runner.syncWeights();
-    return runner;
+    readonly backend: Backend,
+    params: Map<string, Float32Array>,
+    seed: number,
+  ) {
+    this.rng = new CpuRng(seed);
+    this.program = this.build(params);
   }
 
-  /** Re-exports the ONNX sampler from the policy's current weights (after a PPO update). */
-  async syncWeights(): Promise<void> {
-    if (this.backend !== "onnx") return;
-    const params = new Map<string, Float32Array>();
-    for (const [name, t] of this.policy.params) params.set(name, await t.read());
-    const ort = await loadOnnxRuntime();
-    await this.onnxSampler?.release();
-    this.onnxSampler = await ort.InferenceSession.create(exportSamplerOnnx(this.policy.c, params, this.normStats.state, this.sampler), { graphOptimizationLevel: "all" });
+  /** `params` are the weights the sampler starts from (syncWeights replaces them after an update). */
+  static create(o: { config: ModelConfig; params: Map<string, Float32Array>; normStats: NormStats; tokenizer: Tokenizer; sampler: SamplerConfig; seed: number; backend: Backend }): PolicyRunner {
+    return new PolicyRunner(o.config, o.normStats, o.tokenizer, o.sampler, o.backend, o.params, o.seed);
   }
 
-  /** Tokens and masks of a batch of instructions. */
-  tokens(instructions: string[]): { ids: Int32Array; mask: Uint8Array } {
-    const L = this.tokenizer.maxLength;
-    const ids = new Int32Array(instructions.length * L);
-    const mask = new Uint8Array(instructions.length * L);
-    instructions.forEach((text, b) => {
-      const e = this.tokenizer.encode(text);
-      ids.set(e.ids, b * L);
-      mask.set(e.mask, b * L);
-    });
-    return { ids, mask };
+  private build(params: Map<string, Float32Array>): Compiled {
+    if (this.backend === "onnx") return compile("dexrl_sampler", samplerFn(constantPolicy(this.c, params), this.sampler), "onnx");
+    this.device = Policy.fromArrays(this.c, params, false);
+    const device = this.device;
+    return compile("dexrl_sampler", samplerFn(() => device, this.sampler), "webgpu");
   }
 
-  /** One policy call: `train` explores with the configured noise method; otherwise the ODE. */
+  /** The new weights after an update: the ONNX sampler is traced again, WebGPU's tensors overwritten. */
+  async syncWeights(params: Map<string, Float32Array>): Promise<void> {
+    if (this.device) {
+      for (const [name, t] of this.device.params) t.write(params.get(name)!);
+      return;
+    }
+    await this.program.release();
+    this.program = this.build(params);
+  }
+
+  /** Restarts the noise stream (per global step, so a resumed run draws what the uninterrupted one did). */
+  reseed(seed: number): void {
+    this.rng = new CpuRng(seed);
+  }
+
+  /** One policy call: `train` explores with the configured noise method (one stochastic step per call unless joint); otherwise the ODE. */
   async act(obs: Observation, train: boolean): Promise<Act> {
+    const { c, sampler: cfg } = this;
     const B = obs.instructions.length;
-    const { ids, mask } = this.tokens(obs.instructions);
-    const out = this.onnxSampler ? await this.actOnnx(obs, ids, mask, train) : await this.actWebGpu(obs, ids, mask, train);
-    return { ...out, actions: this.executed(out.chain, B) };
-  }
-
-  private async actWebGpu(obs: Observation, ids: Int32Array, mask: Uint8Array, train: boolean): Promise<Omit<Act, "actions">> {
-    const c = this.policy.c;
-    const B = obs.instructions.length;
-    const onnxPrefix: PrefixKV | undefined = this.onnxPrefix ? await this.onnxPrefix.embedPrefix(obs.images, ids, mask, B) : undefined;
-    const stateN = normalize(obs.states, this.normStats.state);
-    const out = await scopeAsync(async () => {
-      const r = op.noGrad(() => {
-        const prefix =
-          onnxPrefix ?? this.policy.embedPrefix(Tensor.from(obs.images, [B, c.num_images, c.image_size, c.image_size, 3], "u8"), Tensor.from(ids, [B, c.max_text_len], "i32"), mask);
-        const smp = sampleActions(this.policy, context(this.policy, prefix, Tensor.from(stateN, [B, c.state_dim])), this.sampler, (shape) => this.rng.normal(shape), train, this.pickStep);
-        return { chain: smp.chain.read(), logProb: smp.logProb.read(), entropy: smp.entropy.read(), value: smp.value.read(), stepIndex: smp.stepIndex };
-      });
-      const [chain, logProb, entropy, value] = await Promise.all([r.chain, r.logProb, r.entropy, r.value]);
-      return { chain, logProb, entropy, value, stepIndex: r.stepIndex };
-    });
-    if (onnxPrefix) for (const t of [...onnxPrefix.k, ...onnxPrefix.v, onnxPrefix.keyBias, ...(onnxPrefix.pooled ? [onnxPrefix.pooled] : [])]) t.dispose();
-    return out;
-  }
-
-  private async actOnnx(obs: Observation, ids: Int32Array, mask: Uint8Array, train: boolean): Promise<Omit<Act, "actions">> {
-    const c = this.policy.c;
-    const { numSteps: K, method, jointLogprob } = this.sampler;
-    const B = obs.instructions.length;
+    const K = cfg.numSteps;
     const HD = c.horizon * c.action_dim;
-    const explore = train && method !== "flow_ode";
-    const stepIndex = explore && !jointLogprob ? this.pickStep() : -1;
-    const normal = () => this.cpuRng.normal();
-    const ort = await loadOnnxRuntime();
-    const r = await this.onnxSampler!.run({
-      images: new ort.Tensor("uint8", obs.images, [B, c.num_images, c.image_size, c.image_size, 3]),
-      tokens: new ort.Tensor("int64", BigInt64Array.from(ids, (v) => BigInt(v)), [B, c.max_text_len]),
-      token_mask: new ort.Tensor("float32", Float32Array.from(mask), [B, c.max_text_len]),
-      state: new ort.Tensor("float32", obs.states, [B, c.state_dim]),
-      noise: new ort.Tensor("float32", Float32Array.from({ length: B * HD }, normal), [B, c.horizon, c.action_dim]),
-      eps: new ort.Tensor("float32", explore ? Float32Array.from({ length: B * K * HD }, normal) : new Float32Array(B * K * HD), [B, K, c.horizon, c.action_dim]),
-      step_mask: new ort.Tensor("float32", Float32Array.from({ length: K }, (_, i) => (explore && (jointLogprob || i === stepIndex) ? 1 : 0)), [K]),
+    const explore = train && cfg.method !== "flow_ode";
+    // One stochastic step per call, shared by the batch (RLinf's hybrid ODE–SDE rollout).
+    const stepIndex = explore && !cfg.jointLogprob ? Math.floor(this.rng.next() * K) : -1;
+    const steps = stepHost(cfg, c.expert_width, Array.from({ length: K }, (_, i) => i), Array.from({ length: K }, (_, i) => explore && (cfg.jointLogprob || i === stepIndex)));
+    const normal = (n: number) => Float32Array.from({ length: n }, () => this.rng.normal());
+    const { ids, mask } = tokenize(this.tokenizer, obs.instructions);
+    const out = await this.program.run({
+      images: host(obs.images, [B, c.num_images, c.image_size, c.image_size, 3]),
+      tokens: host(ids, [B, c.max_text_len]),
+      token_mask: host(mask, [B, c.max_text_len]),
+      state: host(normalize(obs.states, this.normStats.state), [B, c.state_dim]),
+      noise: host(normal(B * HD), [B, c.horizon, c.action_dim]),
+      eps: host(explore ? normal(K * B * HD) : new Float32Array(K * B * HD), [K, B, c.horizon, c.action_dim]),
+      step_a: host(steps.a, [K]),
+      step_b: host(steps.b, [K]),
+      step_std: host(steps.std, [K]),
+      step_explore: host(steps.explore, [K]),
     });
-    const f = (name: string) => r[name]!.data as Float32Array;
-    return { chain: f("chain"), logProb: f("log_prob"), entropy: f("entropy"), value: f("value"), stepIndex };
+    const chain = out.chain!;
+    return { chain, stepIndex, logProb: out.log_prob!, entropy: out.entropy!, value: out.value!, actions: this.executed(chain, B) };
   }
 
   /** The first `chunk` actions × `envDim` dims of x_0, unnormalised: [B, chunk, envDim]. */
   private executed(chain: Float32Array, B: number): Float32Array {
-    const { horizon: H, action_dim: D } = this.policy.c;
+    const { horizon: H, action_dim: D } = this.c;
     const { chunk, envDim, numSteps: K } = this.sampler;
     const out = new Float32Array(B * chunk * envDim);
     const act = { mean: this.normStats.actions.mean.slice(0, envDim), std: this.normStats.actions.std.slice(0, envDim) };
@@ -172,7 +142,7 @@ export class PolicyRunner {
   }
 
   async release(): Promise<void> {
-    await this.onnxPrefix?.release();
-    await this.onnxSampler?.release();
+    await this.program.release();
+    if (this.device) for (const t of this.device.params.values()) t.dispose();
   }
 }

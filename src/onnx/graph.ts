@@ -107,13 +107,17 @@ export class OnnxGraph {
     return outs;
   }
 
-  /** Serializes the model as ONNX protobuf bytes. */
+  /** Serializes the model as ONNX protobuf bytes (initializers no node reads are left out). */
   toBytes(producer = "dexrl"): Uint8Array {
+    const used = new Set<string>();
+    for (const n of this.nodes as { input: string[] }[]) for (const i of n.input) used.add(i);
+    for (const o of this.outputs as { name: string }[]) used.add(o.name);
+    const initializers = (this.initializers as { name: string }[]).filter((i) => used.has(i.name));
     const model = onnx.ModelProto.fromObject({
       irVersion: IR_VERSION,
       producerName: producer,
       opsetImport: [{ domain: "", version: OPSET }],
-      graph: { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers },
+      graph: { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: initializers },
     });
     return onnx.ModelProto.encode(model).finish();
   }

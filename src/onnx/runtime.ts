@@ -22,6 +22,7 @@ export async function createSession(bytes: Uint8Array): Promise<Ort.InferenceSes
   const ort = await loadOnnxRuntime();
   return ort.InferenceSession.create(bytes, {
     graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
     intraOpNumThreads: Math.max(1, navigator.hardwareConcurrency ?? 1),
     extra: { session: { intra_op: { allow_spinning: "0" } } },
   });

@@ -39,7 +39,10 @@ export function gae(rewards: Float32Array, dones: Uint8Array, values: Float32Arr
   return { advantages, returns };
 }
 
-/** (A − mean)/(std + 1e-8) over the masked entries (RLinf normalize_advantages); masked-out ones become 0. */
+/**
+ * (A − mean)/(std + 1e-5) over the masked entries of every rollout epoch of a global step, with the
+ * unbiased std (RLinf's normalize_advantages); masked-out entries become 0.
+ */
 export function normalizeAdvantages(adv: Float32Array, mask: Float32Array): Float32Array {
   let n = 0;
   let sum = 0;
@@ -48,6 +51,6 @@ export function normalizeAdvantages(adv: Float32Array, mask: Float32Array): Floa
   const mean = sum / n;
   let sq = 0;
   for (let i = 0; i < adv.length; i++) if (mask[i]) sq += (adv[i]! - mean) ** 2;
-  const std = Math.sqrt(sq / n);
-  return adv.map((a, i) => (mask[i] ? (a - mean) / (std + 1e-8) : 0));
+  const std = n > 1 ? Math.sqrt(sq / (n - 1)) : 0;
+  return adv.map((a, i) => (mask[i] ? (a - mean) / (std + 1e-5) : 0));
 }

@@ -1,6 +1,6 @@
-// PPO's actor-critic loss on the device (RLinf losses.py): clipped ratio objective on chunk-level
-// log-probs, clipped value loss with a Huber penalty, optional entropy bonus, masked means; plus
-// the statistics TensorBoard shows (approx_kl, clip fraction).
+// PPO's actor-critic loss (RLinf losses.py), written against the tensor engine so it runs on both
+// backends: the clipped ratio objective on chunk-level log-probs, the clipped value loss with a
+// Huber penalty, an optional entropy bonus, each aggregated with RLinf's masked_mean_ratio.
 import * as op from "../gpu/ops.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 
@@ -21,8 +21,11 @@ export interface PpoBatch {
   oldValue: Tensor;
   advantages: Tensor;
   returns: Tensor;
-  /** 1 for steps inside their episode, 0 after it ended. */
-  mask: Tensor;
+  /**
+   * RLinf's masked_mean_ratio weight of each slot: mask · max_episode_steps / episode_len, so every
+   * episode counts alike however long it ran; 0 for slots after an episode ended (they stay in the batch).
+   */
+  weight: Tensor;
 }
 
 export interface PpoLoss {
@@ -31,38 +34,46 @@ export interface PpoLoss {
   policyLoss: Tensor;
   valueLoss: Tensor;
   entropy: Tensor;
-  /** mean(logp_old − logp): the k1 estimator over the masked samples. */
-  approxKl: Tensor;
-  /** Per-sample ratio [B] (no gradient), for the clip fraction and mean ratio on the CPU. */
+  /** Per-sample ratio [B] (no gradient): clip fraction, approx KL and ratio statistics are taken from it on the CPU. */
   ratio: Tensor;
 }
 
+/** mean over every slot of x·weight ((values / loss_mask_ratio · mask).mean() in RLinf). */
+export const maskedMeanRatio = (x: Tensor, weight: Tensor) => op.mean(op.mul(x, weight));
+
 export function ppoLoss(b: PpoBatch, s: PpoSettings): PpoLoss {
-  const count = op.sum(b.mask);
-  const masked = (x: Tensor) => op.div(op.sum(op.mul(x, b.mask)), count);
-  const logRatio = op.sub(b.logProb, b.oldLogProb);
-  const ratio = op.exp(logRatio);
+  const agg = (x: Tensor) => maskedMeanRatio(x, b.weight);
+  const ratio = op.exp(op.sub(b.logProb, b.oldLogProb));
   const clipped = op.clamp(ratio, 1 - s.clipRatioLow, 1 + s.clipRatioHigh);
-  const policyLoss = masked(op.maximum(op.neg(op.mul(b.advantages, ratio)), op.neg(op.mul(b.advantages, clipped))));
+  const policyLoss = agg(op.maximum(op.neg(op.mul(b.advantages, ratio)), op.neg(op.mul(b.advantages, clipped))));
   const vClipped = op.add(b.oldValue, op.clamp(op.sub(b.value, b.oldValue), -s.valueClip, s.valueClip));
-  const valueLoss = masked(op.maximum(op.huber(op.sub(b.returns, b.value), s.huberDelta), op.huber(op.sub(b.returns, vClipped), s.huberDelta)));
-  const entropy = masked(b.entropy);
+  const valueLoss = agg(op.maximum(op.huber(op.sub(b.returns, b.value), s.huberDelta), op.huber(op.sub(b.returns, vClipped), s.huberDelta)));
+  const entropy = agg(b.entropy);
   let loss = op.add(policyLoss, valueLoss);
   if (s.entropyBonus > 0) loss = op.sub(loss, op.scale(entropy, s.entropyBonus));
-  const stats = op.noGrad(() => ({ approxKl: masked(op.neg(logRatio)), ratio: op.detach(ratio) }));
-  return { loss, policyLoss, valueLoss, entropy, ...stats };
+  return { loss, policyLoss, valueLoss, entropy, ratio: op.detach(ratio) };
 }
 
-/** Fraction of the masked samples whose ratio lies outside [1 − low, 1 + high], and their mean ratio. */
-export function ratioStats(ratio: Float32Array, mask: Float32Array, low: number, high: number): { clipFraction: number; meanRatio: number } {
+/**
+ * Statistics of the masked samples: the fraction whose clipped branch is the active one (the
+ * clipped objective is larger, RLinf's clip_fraction), the mean ratio and |ratio − 1|, and approx KL
+ * mean(logp_old − logp).
+ */
+export function ratioStats(ratio: Float32Array, advantages: Float32Array, mask: ArrayLike<number>, low: number, high: number) {
   let n = 0;
   let clipped = 0;
   let sum = 0;
+  let abs = 0;
+  let kl = 0;
   ratio.forEach((r, i) => {
     if (!mask[i]) return;
     n++;
     sum += r;
-    if (r < 1 - low || r > 1 + high) clipped++;
+    abs += Math.abs(r - 1);
+    kl += -Math.log(r);
+    const a = advantages[i]!;
+    const c = Math.min(Math.max(r, 1 - low), 1 + high);
+    if (-a * c > -a * r) clipped++;
   });
-  return { clipFraction: n ? clipped / n : 0, meanRatio: n ? sum / n : 1 };
+  return { clipFraction: n ? clipped / n : 0, meanRatio: n ? sum / n : 1, ratioAbs: n ? abs / n : 0, approxKl: n ? kl / n : 0 };
 }

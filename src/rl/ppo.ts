@@ -1,30 +1,32 @@
 // PPO fine-tuning of the flow policy on LIBERO-Spatial (RLinf's embodied actor-critic), top to
-// bottom: policy, optimizer, envs → per global step: rollouts of chunk-level macro steps → GAE →
-// update epochs × minibatches (× micro-batches) → metrics, checkpoints.
+// bottom like CleanRL: config → policy, learner, envs → storage [E, T, N, …] → per global step:
+// rollouts of chunk-level macro steps → GAE → the frozen prefix once per observation → update
+// epochs × minibatches (× micro-batches) → metrics, evaluation, checkpoints. The backend (WebGPU
+// or ONNX Runtime) is chosen before the algorithm starts and is invisible inside it.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Config } from "../config/schema.ts";
 import { DexrlError } from "../errors.ts";
-import * as op from "../gpu/ops.ts";
-import { AdamW } from "../gpu/optim.ts";
+import { type Backend, type Compiled, compile, type Feeds, host } from "../gpu/compile.ts";
+import { Learner } from "../gpu/learner.ts";
 import { initEngine } from "../gpu/runtime.ts";
-import { scopeAsync, Tensor } from "../gpu/tensor.ts";
 import { EventWriter } from "../log/tfevents.ts";
+import { evaluate } from "../eval/evaluate.ts";
+import { dims, parameterShapes } from "../model/config.ts";
 import { normalize } from "../model/normalize.ts";
 import { envActions, policyImages } from "../model/observation.ts";
-import { OnnxPrefix } from "../model/onnx_prefix.ts";
-import { Policy, type PrefixKV } from "../model/policy.ts";
 import { loadPolicyCheckpoint, savePolicyCheckpoint, type PolicyCheckpoint } from "../model/policy_checkpoint.ts";
-import { PolicyRunner, runnerBackend } from "../model/runner.ts";
-import { context, logProbValueAt, type SamplerConfig } from "../model/sampler.ts";
+import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/programs.ts";
+import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
+import { stepHost, type SamplerConfig } from "../model/sampler.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import { Rng } from "../sim/math.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";
 import { gae, lossMask, normalizeAdvantages } from "./gae.ts";
-import { ppoLoss, ratioStats } from "./loss.ts";
+import { ratioStats } from "./loss.ts";
 import { loadTrainerState, trainerStateFiles } from "./trainer_state.ts";
 
 export interface TrainHooks {
@@ -32,32 +34,32 @@ export interface TrainHooks {
   onStep?: (step: number, metrics: Record<string, number>) => void;
   /** Progress inside a global step ("rollout 3/48", "update 5/24"). */
   onProgress?: (what: string, done: number, total: number) => void;
+  /** Set by a signal handler: the run stops after the current global step, with a checkpoint. */
+  stopRequested?: () => boolean;
 }
 
-/** One policy call's worth of stored data for every env ([N, …] rows). */
-interface Call {
-  images: Uint8Array; // [N, V, S, S, 3]
-  states: Float32Array; // [N, 8]
-  instructions: string[];
-  chain: Float32Array; // [N, K+1, H, D]
-  stepIndex: number;
-  logProb: Float32Array; // [N]
-  value: Float32Array; // [N]
-}
+/** Seeds a stream per (seed, global step), so a resumed run draws what the uninterrupted one would have. */
+const stepRng = (seed: number, step: number) => new Rng((seed ^ Math.imul(step, 0x9e3779b1)) >>> 0);
 
-export async function train(config: Config, runDir: string, hooks: TrainHooks = {}): Promise<void> {
+export async function train(config: Config, runDir: string, hooks: TrainHooks = {}): Promise<{ lastStep: number; stopped: boolean }> {
+  // ---- configuration ----
   const m = config.actor.model;
   const envCfg = config.env.train;
   const alg = config.algorithm;
   const optim = config.actor.optim;
-  const C = m.num_action_chunks;
+  const C = m.num_action_chunks; // actions executed per policy call
   const T = envCfg.max_steps_per_rollout_epoch / C; // macro steps per rollout epoch
   const N = envCfg.total_num_envs;
-  if (envCfg.auto_reset) throw new DexrlError("env.train.auto_reset is true; dexrl trains with one episode per env per rollout epoch (RLinf's setting), so set it to false.", 2);
-  if (envCfg.use_step_penalty || !envCfg.use_rel_reward)
-    throw new DexrlError("dexrl's env reward is +1 at the first success step (use_rel_reward true, use_step_penalty false, RLinf's LIBERO setting); other reward settings are not supported.", 2);
+  const E = envCfg.rollout_epoch;
+  const K = m.num_steps;
+  const slots = E * T * N; // every (epoch, macro step, env) slot, masked ones included (RLinf)
+  const mbSize = config.actor.global_batch_size;
+  const microSize = Math.min(config.actor.micro_batch_size, mbSize);
+  if (slots % mbSize) throw new DexrlError(`actor.global_batch_size ${mbSize} must divide the ${slots} samples of a global step (env.train.rollout_epoch × max_steps_per_rollout_epoch / num_action_chunks × total_num_envs = ${E} × ${T} × ${N}).`, 2);
+  if (mbSize % microSize) throw new DexrlError(`actor.micro_batch_size ${microSize} must divide actor.global_batch_size ${mbSize}.`, 2);
+  const minibatches = slots / mbSize;
 
-  // ---- policy, sampler, optimizer (from runner.resume_dir when resuming) ----
+  // ---- policy, learner, rollout sampler (from runner.resume_dir when resuming) ----
   const resumeDir = config.runner.resume_dir;
   const resumed = resumeDir ? loadTrainerState(resumeDir) : undefined;
   const ck = loadPolicyCheckpoint(resumeDir ?? m.model_path);
@@ -65,11 +67,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   if (pc.horizon !== m.action_horizon) throw new DexrlError(`Checkpoint ${m.model_path} has action horizon ${pc.horizon} but actor.model.action_horizon is ${m.action_horizon}.`, 2);
   if (m.dexbotic.noise_method === "flow_noise" && !pc.add_noise_head)
     throw new DexrlError(`actor.model.dexbotic.noise_method is flow_noise but checkpoint ${m.model_path} has no noise head (add_noise_head).`, 2);
+  if (!pc.add_value_head) throw new DexrlError(`Checkpoint ${m.model_path} has no value head (add_value_head), which the actor-critic loss needs.`, 2);
   const gpu = await initEngine();
   const trainExpertOnly = m.dexbotic.train_expert_only;
-  const policy = Policy.fromArrays(pc, ck.params, trainExpertOnly);
   const sampler: SamplerConfig = {
-    numSteps: m.num_steps,
+    numSteps: K,
     method: m.dexbotic.noise_method,
     noiseLevel: m.dexbotic.noise_level,
     chunk: C,
@@ -77,20 +79,25 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     jointLogprob: m.joint_logprob,
     detachCritic: m.dexbotic.detach_critic_input,
   };
-  if (sampler.jointLogprob) throw new DexrlError("actor.model.joint_logprob is true; dexrl's trainer updates with one stochastic step per call (RLinf's Flow-SDE default), so set it to false.", 2);
-  const backend = runnerBackend(config.rollout.sampler_backend, config.rollout.prefix_backend, gpu.summary.isSoftware);
-  const runner = await PolicyRunner.create({ policy, normStats: ck.normStats, tokenizer: ck.tokenizer, sampler, seed: config.actor.seed, backend, params: ck.params });
-  // A frozen prefix is the same on ONNX Runtime; there it is much faster on a software adapter.
-  const onnxPrefix = trainExpertOnly && backend !== "webgpu" ? await OnnxPrefix.create(pc, ck.params) : undefined;
-  const trainable = [...policy.params].filter(([, t]) => t.requiresGrad);
-  const opt = new AdamW(
+  const trainBackend: Backend = resolveBackend(config.actor.training_backend === "fsdp" ? "auto" : config.actor.training_backend, gpu.summary.isSoftware);
+  const rolloutBackend: Backend = resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware);
+  const names = trainableNames(pc, trainExpertOnly);
+  const learner = new Learner(
+    trainBackend,
+    ck.params,
+    parameterShapes(pc),
     [
-      { params: trainable.filter(([n]) => !n.startsWith("value_head")), lr: optim.lr },
-      { params: trainable.filter(([n]) => n.startsWith("value_head")), lr: optim.value_lr },
+      { names: names.filter((n) => !n.startsWith("value_head")), lr: optim.lr },
+      { names: names.filter((n) => n.startsWith("value_head")), lr: optim.value_lr },
     ],
     { betas: [optim.adam_beta1, optim.adam_beta2], eps: optim.adam_eps, weightDecay: optim.weight_decay, maxGradNorm: optim.clip_grad },
   );
-  if (resumed) opt.loadState(resumed.optimizer);
+  if (resumed) learner.loadState(resumed.optimizer);
+  const runner = PolicyRunner.create({ config: pc, params: learner.params, normStats: ck.normStats, tokenizer: ck.tokenizer, sampler, seed: config.actor.seed, backend: rolloutBackend });
+  const prefixProgram = trainExpertOnly ? compile("dexrl_prefix", prefixFn(constantPolicy(pc, ck.params)), trainBackend) : undefined;
+  const settings = { clipRatioLow: alg.clip_ratio_low, clipRatioHigh: alg.clip_ratio_high, valueClip: alg.value_clip, huberDelta: alg.huber_delta, entropyBonus: alg.entropy_bonus };
+  const update = compile("dexrl_ppo", ppoFn(pc, sampler, settings, false), trainBackend);
+  const warmup = compile("dexrl_ppo_critic", ppoFn(pc, sampler, settings, true), trainBackend);
 
   // ---- envs, renderer, logs ----
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: envCfg.max_episode_steps, autoReset: false, ignoreTerminations: envCfg.ignore_terminations, seed: envCfg.seed });
@@ -98,168 +105,308 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   mkdirSync(join(runDir, "checkpoints"), { recursive: true });
   writeFileSync(join(runDir, "config.yaml"), stringify(config, { lineWidth: 0 }));
   const writer = new EventWriter(runDir);
-  // Streams seeded per global step, so a resumed run draws what the uninterrupted one would have.
-  const stepRng = (seed: number, step: number) => new Rng((seed ^ Math.imul(step, 0x9e3779b1)) >>> 0);
+  const d = dims(pc);
   const S = pc.image_size;
   const HD = pc.horizon * pc.action_dim;
-  const K = m.num_steps;
+  const IMG = pc.num_images * S * S * 3;
+  const P = sampler.jointLogprob ? K + 1 : 2; // stored points per sample: x_s and x_{s+1}, or the whole chain
 
+  // ---- storage: [E, T, N, …] flattened; b_ arrays index slot = (e·T + t)·N + n ----
+  const b_images = new Uint8Array(slots * IMG);
+  const b_states = new Float32Array(slots * pc.state_dim);
+  const b_instr: string[] = new Array(slots);
+  const b_chain = new Float32Array(slots * (K + 1) * HD);
+  const b_step = new Int32Array(E * T); // stochastic step of each policy call
+  const b_logprob = new Float32Array(slots);
+  const b_values = new Float32Array(slots);
+  const b_rewards = new Float32Array(slots);
+  const b_dones = new Uint8Array(slots);
+  const b_bootstrap = new Float32Array(E * N);
+
+  let step = (resumed?.globalStep ?? 0) + 1;
+  let stopped = false;
   try {
-    for (let step = (resumed?.globalStep ?? 0) + 1; step <= config.runner.max_steps; step++) {
+    for (; step <= config.runner.max_steps; step++) {
       const resetRng = stepRng(envCfg.seed ^ 0x2545f491, step);
       const shuffleRng = stepRng(config.actor.seed, step);
-      // ---- rollouts: rollout_epoch × T macro steps × N envs ----
+      runner.reseed((config.actor.seed ^ Math.imul(step, 0x85ebca6b)) >>> 0);
+
+      // ---- rollouts: E rollout epochs × T macro steps × N envs ----
       const t0 = performance.now();
-      const calls: Call[] = [];
-      const b_adv: number[] = [];
-      const b_ret: number[] = [];
-      const b_idx: [number, number][] = []; // (call, env) of every sample inside its episode
       const episodes: EpisodeInfo[] = [];
-      for (let epoch = 0; epoch < envCfg.rollout_epoch; epoch++) {
-        const starts = resetStates(envCfg, N, (step - 1) * envCfg.rollout_epoch + epoch, resetRng);
+      for (let e = 0; e < E; e++) {
+        const starts = resetStates(envCfg, N, (step - 1) * E + e, resetRng);
         let obs = await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK));
-        const rewards = new Float32Array(T * N);
-        const dones = new Uint8Array(T * N);
-        const values = new Float32Array((T + 1) * N);
-        const first = calls.length;
         for (let t = 0; t <= T; t++) {
           const images = policyImages(await renderer.render(posesOfBatch(obs, N)), N, pc.num_images, S);
           const act = await runner.act({ images, instructions: obs.instructions, states: obs.states }, true);
-          values.set(act.value, t * N);
-          if (t === T) break; // the last call only bootstraps the value
-          calls.push({ images, states: obs.states, instructions: obs.instructions, chain: act.chain, stepIndex: act.stepIndex, logProb: act.logProb, value: act.value });
+          if (t === T) {
+            b_bootstrap.set(act.value, e * N); // the last call only bootstraps the value
+            break;
+          }
+          const base = (e * T + t) * N;
+          b_images.set(images, base * IMG);
+          b_states.set(obs.states, base * pc.state_dim);
+          obs.instructions.forEach((s, n) => (b_instr[base + n] = s));
+          b_chain.set(act.chain, base * (K + 1) * HD);
+          b_step[e * T + t] = act.stepIndex;
+          b_logprob.set(act.logProb, base);
+          b_values.set(act.value, base);
           const res = await vec.step(envActions(act.actions, N, C, sampler.envDim), C);
           for (let n = 0; n < N; n++) {
+            let r = 0;
+            let done = 0;
             for (let c = 0; c < C; c++) {
-              rewards[t * N + n] += envCfg.reward_coef * res.rewards[n * C + c]!; // chunk-level reward: the sum over the chunk
-              if (res.terminations[n * C + c] || res.truncations[n * C + c]) dones[t * N + n] = 1;
+              r += envCfg.reward_coef * res.rewards[n * C + c]!; // chunk-level reward: the sum over the chunk
+              if (res.terminations[n * C + c] || res.truncations[n * C + c]) done = 1;
             }
+            b_rewards[base + n] = r;
+            b_dones[base + n] = done;
           }
           episodes.push(...res.episodes);
           obs = res.obs;
-          hooks.onProgress?.("rollout", epoch * T + t + 1, envCfg.rollout_epoch * T);
+          hooks.onProgress?.("rollout", e * T + t + 1, E * T);
         }
-        const { advantages, returns } = gae(rewards, dones, values, T, N, alg.gamma, alg.gae_lambda);
-        const mask = lossMask(dones, T, N);
-        const adv = alg.normalize_advantages ? normalizeAdvantages(advantages, mask) : advantages;
-        for (let t = 0; t < T; t++)
-          for (let n = 0; n < N; n++)
-            if (mask[t * N + n]) {
-              b_idx.push([first + t, n]);
-              b_adv.push(adv[t * N + n]!);
-              b_ret.push(returns[t * N + n]!);
-            }
       }
       const rolloutSeconds = (performance.now() - t0) / 1000;
 
-      // ---- update: update_epoch × minibatches of global_batch_size, accumulated over micro-batches ----
+      // ---- GAE per rollout epoch; advantages normalised over all epochs; masked_mean_ratio weights ----
+      const b_adv = new Float32Array(slots);
+      const b_ret = new Float32Array(slots);
+      const b_mask = new Float32Array(slots);
+      const b_weight = new Float32Array(slots);
+      for (let e = 0; e < E; e++) {
+        const span = [e * T * N, (e + 1) * T * N] as const;
+        const values = new Float32Array((T + 1) * N);
+        values.set(b_values.subarray(...span));
+        values.set(b_bootstrap.subarray(e * N, (e + 1) * N), T * N);
+        const dones = b_dones.subarray(...span);
+        const { advantages, returns } = gae(b_rewards.subarray(...span), dones, values, T, N, alg.gamma, alg.gae_lambda);
+        const mask = lossMask(dones, T, N);
+        b_adv.set(advantages, span[0]);
+        b_ret.set(returns, span[0]);
+        b_mask.set(mask, span[0]);
+        for (let n = 0; n < N; n++) {
+          let valid = 0;
+          for (let t = 0; t < T; t++) valid += mask[t * N + n]!;
+          // RLinf: loss_mask_ratio = (valid chunks · C) / max_episode_steps; each slot is divided by it.
+          const w = valid ? envCfg.max_episode_steps / (valid * C) : 0;
+          for (let t = 0; t < T; t++) b_weight[span[0] + t * N + n] = mask[t * N + n]! * w;
+        }
+      }
+      if (alg.normalize_advantages) b_adv.set(normalizeAdvantages(b_adv, b_mask));
+
+      // ---- the frozen prefix, once per stored observation ----
       const t1 = performance.now();
-      const order = shuffle(b_idx.length, shuffleRng); // shuffled once, reused by every epoch (RLinf)
-      const mbSize = Math.min(config.actor.global_batch_size, b_idx.length);
-      const microSize = Math.min(config.actor.micro_batch_size, mbSize);
-      const minibatches = Math.floor(b_idx.length / mbSize);
-      const criticOnly = step <= optim.critic_warmup_steps;
-      const sums = { policy: 0, value: 0, kl: 0, entropy: 0, clip: 0, ratio: 0, gradNorm: 0, micro: 0, updates: 0 };
+      const prefixShape = (k: string) => (k === "key_bias" ? [1, 1, d.prefixLen] : k === "pooled" ? [pc.width] : [pc.heads, d.prefixLen, pc.head_dim]);
+      const prefix = prefixProgram ? await computePrefixes(prefixProgram, b_images, b_instr, runner, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
+
+      /** Program inputs of the slots `idx`: stored prefix (or images), points, step inputs, PPO data. */
+      const microBatchFeeds = (idx: number[]): Feeds => {
+        const B = idx.length;
+        const call = (i: number) => Math.floor(i / N); // (e·T + t)
+        const f: Feeds = {};
+        if (prefix) {
+          for (const [k, v] of Object.entries(prefix)) {
+            const per = v.data.length / slots;
+            const out = new Float32Array(B * per);
+            idx.forEach((i, b) => out.set(v.data.subarray(i * per, (i + 1) * per), b * per));
+            f[k] = host(out, [B, ...v.shape]);
+          }
+        } else {
+          const images = new Uint8Array(B * IMG);
+          idx.forEach((i, b) => images.set(b_images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
+          const { ids, mask } = tokenize(ck.tokenizer, idx.map((i) => b_instr[i]!));
+          f.images = host(images, [B, pc.num_images, S, S, 3]);
+          f.tokens = host(ids, [B, pc.max_text_len]);
+          f.token_mask = host(mask, [B, pc.max_text_len]);
+        }
+        const states = new Float32Array(B * pc.state_dim);
+        idx.forEach((i, b) => states.set(b_states.subarray(i * pc.state_dim, (i + 1) * pc.state_dim), b * pc.state_dim));
+        f.state = host(normalize(states, ck.normStats.state), [B, pc.state_dim]);
+        // Points x_s, x_{s+1} at each sample's stochastic step (or the whole chain when joint).
+        const points = new Float32Array(B * P * HD);
+        const stepsOf = (i: number) => (sampler.jointLogprob ? Array.from({ length: K }, (_, j) => j) : [b_step[call(i)]!]);
+        idx.forEach((i, b) => {
+          const first = sampler.jointLogprob ? 0 : b_step[call(i)]!;
+          points.set(b_chain.subarray((i * (K + 1) + first) * HD, (i * (K + 1) + first + P) * HD), b * P * HD);
+        });
+        f.points = host(points, [B, P, pc.horizon, pc.action_dim]);
+        // Step inputs: step j of example b at j·B + b.
+        const jSteps: number[] = [];
+        for (let j = 0; j < P - 1; j++) idx.forEach((i) => jSteps.push(stepsOf(i)[j]!));
+        const h = stepHost(sampler, pc.expert_width, jSteps, jSteps.map(() => true));
+        const col = (x: Float32Array) => host(x, [jSteps.length, 1, 1]);
+        Object.assign(f, { step_temb: host(h.temb, [jSteps.length, pc.expert_width]), step_a: col(h.a), step_b: col(h.b), step_std: col(h.std), step_explore: col(h.explore) });
+        const pick = (a: Float32Array) => host(Float32Array.from(idx, (i) => a[i]!), [B]);
+        Object.assign(f, { old_log_prob: pick(b_logprob), old_value: pick(b_values), advantages: pick(b_adv), returns: pick(b_ret), weight: pick(b_weight) });
+        return f;
+      };
+
+      // ---- update: update_epoch × minibatches of global_batch_size slots, accumulated over micro-batches ----
+      const order = shuffle(slots, shuffleRng); // shuffled once, reused by every epoch (RLinf)
+      const sums = { policy: 0, value: 0, entropy: 0, loss: 0, micro: 0, gradNorm: 0, updates: 0 };
+      const ratioAll = new Float32Array(slots);
+      const valueAll = new Float32Array(slots);
       for (let epoch = 0; epoch < alg.update_epoch; epoch++) {
         for (let mb = 0; mb < minibatches; mb++) {
+          const criticOnly = learner.step < optim.critic_warmup_steps; // counted in optimizer steps
           for (let start = mb * mbSize; start < (mb + 1) * mbSize; start += microSize) {
-            const ids = order.slice(start, Math.min(start + microSize, (mb + 1) * mbSize)).map((i) => b_idx[i]!);
-            const B = ids.length;
-            const gather = <A extends Float32Array | Uint8Array>(pick: (call: Call) => A, per: number, make: (n: number) => A) => {
-              const out = make(B * per);
-              ids.forEach(([ci, n], b) => out.set(pick(calls[ci]!).subarray(n * per, (n + 1) * per), b * per));
-              return out;
-            };
-            const images = gather((c) => c.images, pc.num_images * S * S * 3, (k) => new Uint8Array(k));
-            const states = normalize(gather((c) => c.states, pc.state_dim, (k) => new Float32Array(k)), ck.normStats.state);
-            const chains = gather((c) => c.chain, (K + 1) * HD, (k) => new Float32Array(k));
-            const stepsIdx = ids.map(([ci]) => calls[ci]!.stepIndex);
-            const xs = new Float32Array(B * HD);
-            const xNext = new Float32Array(B * HD);
-            stepsIdx.forEach((k, b) => {
-              xs.set(chains.subarray((b * (K + 1) + k) * HD, (b * (K + 1) + k + 1) * HD), b * HD);
-              xNext.set(chains.subarray((b * (K + 1) + k + 1) * HD, (b * (K + 1) + k + 2) * HD), b * HD);
-            });
-            const { ids: tok, mask: tokMask } = runner.tokens(ids.map(([ci, n]) => calls[ci]!.instructions[n]!));
-            const idsF = (f: (c: Call, n: number) => number) => Float32Array.from(ids, ([ci, n]) => f(calls[ci]!, n));
-            const prefixOnnx: PrefixKV | undefined = onnxPrefix ? await onnxPrefix.embedPrefix(images, tok, tokMask, B) : undefined;
-            const stats = await scopeAsync(async () => {
-              const prefix =
-                prefixOnnx ??
-                (trainExpertOnly
-                  ? op.noGrad(() => policy.embedPrefix(Tensor.from(images, [B, pc.num_images, S, S, 3], "u8"), Tensor.from(tok, [B, pc.max_text_len], "i32"), tokMask))
-                  : policy.embedPrefix(Tensor.from(images, [B, pc.num_images, S, S, 3], "u8"), Tensor.from(tok, [B, pc.max_text_len], "i32"), tokMask));
-              const ctx = context(policy, prefix, Tensor.from(states, [B, pc.state_dim]));
-              const out = logProbValueAt(policy, ctx, sampler, Tensor.from(xs, [B, pc.horizon, pc.action_dim]), Tensor.from(xNext, [B, pc.horizon, pc.action_dim]), stepsIdx);
-              const data = (a: Float32Array) => Tensor.from(a, [B]);
-              const l = ppoLoss(
-                {
-                  ...out,
-                  oldLogProb: data(idsF((c, n) => c.logProb[n]!)),
-                  oldValue: data(idsF((c, n) => c.value[n]!)),
-                  advantages: data(Float32Array.from(ids, (_, b) => b_adv[order[start + b]!]!)),
-                  returns: data(Float32Array.from(ids, (_, b) => b_ret[order[start + b]!]!)),
-                  mask: data(new Float32Array(B).fill(1)),
-                },
-                { clipRatioLow: alg.clip_ratio_low, clipRatioHigh: alg.clip_ratio_high, valueClip: alg.value_clip, huberDelta: alg.huber_delta, entropyBonus: alg.entropy_bonus },
-              );
-              // Micro-batches accumulate gradients of their share of the minibatch mean.
-              op.backward(op.scale(criticOnly ? l.valueLoss : l.loss, B / mbSize));
-              return { policy: await l.policyLoss.item(), value: await l.valueLoss.item(), kl: await l.approxKl.item(), entropy: await l.entropy.item(), ratio: await l.ratio.read() };
-            });
-            if (prefixOnnx) for (const t of [...prefixOnnx.k, ...prefixOnnx.v, prefixOnnx.keyBias]) t.dispose();
-            const rs = ratioStats(stats.ratio, new Float32Array(B).fill(1), alg.clip_ratio_low, alg.clip_ratio_high);
-            sums.policy += stats.policy;
-            sums.value += stats.value;
-            sums.kl += stats.kl;
-            sums.entropy += stats.entropy;
-            sums.clip += rs.clipFraction;
-            sums.ratio += rs.meanRatio;
+            const mb_idx = order.slice(start, start + microSize);
+            const feeds = microBatchFeeds(mb_idx);
+            const out = await learner.accumulate(criticOnly ? warmup : update, feeds, microSize / mbSize);
+            sums.policy += out.policy_loss![0]!;
+            sums.value += out.value_loss![0]!;
+            sums.entropy += out.entropy![0]!;
+            sums.loss += out.loss![0]!;
             sums.micro++;
+            if (epoch === alg.update_epoch - 1) mb_idx.forEach((i, b) => ((ratioAll[i] = out.ratio![b]!), (valueAll[i] = out.value![b]!)));
           }
-          opt.update();
-          sums.gradNorm += await opt.gradNorm();
+          const norm = await learner.update();
+          if (!Number.isFinite(norm) || !Number.isFinite(sums.loss))
+            throw new DexrlError(`Training diverged at global step ${step}, optimizer step ${learner.step}: the ${Number.isFinite(norm) ? "loss" : "gradient norm"} is not finite (lr ${optim.lr}); the last good checkpoint is kept.`, 1);
+          sums.gradNorm += norm;
           sums.updates++;
-          opt.zeroGrad();
           hooks.onProgress?.("update", epoch * minibatches + mb + 1, alg.update_epoch * minibatches);
         }
       }
-      await runner.syncWeights();
+      for (const [name, p] of learner.params)
+        if (!p.every(Number.isFinite)) throw new DexrlError(`Training diverged at global step ${step}: parameter ${name} is not finite; the last good checkpoint is kept.`, 1);
+      await runner.syncWeights(learner.params);
       const updateSeconds = (performance.now() - t1) / 1000;
 
-      // ---- metrics (RLinf's names) and checkpoints ----
-      const mean = (f: (e: EpisodeInfo) => number) => (episodes.length ? episodes.reduce((s, e) => s + f(e), 0) / episodes.length : 0);
+      // ---- metrics (RLinf's names) ----
+      const masked = (a: Float32Array) => Array.from(a).filter((_, i) => b_mask[i]);
+      const rs = ratioStats(ratioAll, b_adv, b_mask, alg.clip_ratio_low, alg.clip_ratio_high);
+      const adv = masked(b_adv);
+      const ret = masked(b_ret);
+      const mean = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0);
+      const epMean = (f: (e: EpisodeInfo) => number) => mean(episodes.map(f));
       const per = (x: number, n: number) => (n ? x / n : 0);
       const metrics: Record<string, number> = {
         "train/actor/policy_loss": per(sums.policy, sums.micro),
-        "train/critic/value_loss": per(sums.value, sums.micro),
-        "train/actor/approx_kl": per(sums.kl, sums.micro),
-        "train/actor/clip_fraction": per(sums.clip, sums.micro),
-        "train/actor/ratio": per(sums.ratio, sums.micro),
-        "train/actor/entropy": per(sums.entropy, sums.micro),
+        "train/actor/policy_loss_abs": Math.abs(per(sums.policy, sums.micro)),
+        "train/actor/total_loss": per(sums.loss, sums.micro),
+        "train/actor/entropy_loss": per(sums.entropy, sums.micro),
+        "train/actor/approx_kl": rs.approxKl,
+        "train/actor/clip_fraction": rs.clipFraction,
+        "train/actor/ratio": rs.meanRatio,
+        "train/actor/ratio_abs": rs.ratioAbs,
         "train/actor/grad_norm": per(sums.gradNorm, sums.updates),
-        "train/samples": b_idx.length,
-        "env/success_once": mean((e) => +e.successOnce),
-        "env/episode_len": mean((e) => e.episodeLen),
-        "env/return": mean((e) => e.return),
-        "env/episodes": episodes.length,
+        "train/actor/lr": optim.lr,
+        "train/critic/value_loss": per(sums.value, sums.micro),
+        "train/critic/explained_variance": explainedVariance(ret, masked(b_values)),
+        "train/critic/value_clip_ratio": valueClipRatio(valueAll, b_values, b_ret, b_mask, alg.value_clip, alg.huber_delta),
+        "train/critic/lr": optim.value_lr,
+        "rollout/rewards": mean(masked(b_rewards)),
+        "rollout/advantages_mean": mean(adv),
+        "rollout/advantages_max": Math.max(...adv),
+        "rollout/advantages_min": Math.min(...adv),
+        "rollout/returns_mean": mean(ret),
+        "rollout/returns_max": Math.max(...ret),
+        "rollout/returns_min": Math.min(...ret),
+        "env/success_once": epMean((e) => +e.successOnce),
+        "env/episode_len": epMean((e) => e.episodeLen),
+        "env/reward": epMean((e) => e.return),
+        "env/num_trajectories": episodes.length,
         "time/rollout_s": rolloutSeconds,
         "time/update_s": updateSeconds,
       };
+
+      // ---- evaluation on the fixed initial states (runner.val_check_interval) ----
+      const val = config.runner.val_check_interval;
+      if (val > 0 && step % val === 0) Object.assign(metrics, await validate(config, learner.params, ck, gpu));
       writer.addScalars(step, metrics);
       hooks.onStep?.(step, metrics);
-      const save = config.runner.save_interval > 0 && step % config.runner.save_interval === 0;
-      if (save || step === config.runner.max_steps) {
-        const extra = trainerStateFiles({ globalStep: step, optimizer: await opt.state() });
-        await saveCheckpoint(policy, ck, join(runDir, "checkpoints", `global_step_${step}`), extra);
-      }
+
+      // ---- checkpoints ----
+      stopped = hooks.stopRequested?.() ?? false;
+      const save = (config.runner.save_interval > 0 && step % config.runner.save_interval === 0) || step === config.runner.max_steps || stopped;
+      if (save) savePolicyCheckpoint(join(runDir, "checkpoints", `global_step_${step}`), { ...ck, params: learner.params }, trainerStateFiles({ globalStep: step, optimizer: learner.state() }));
+      if (stopped) break;
     }
   } finally {
     writer.close();
     await vec.close();
     await runner.release();
-    await onnxPrefix?.release();
+    await learner.release();
+    await prefixProgram?.release();
+    await update.release();
+    await warmup.release();
   }
+  return { lastStep: Math.min(step, config.runner.max_steps), stopped };
+
+}
+
+/** The prefix outputs for every stored observation, in batches: name → values [slots, …] and the per-slot shape. */
+async function computePrefixes(program: Compiled, images: Uint8Array, instr: string[], runner: PolicyRunner, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
+  const n = instr.length;
+  const IMG = images.length / n;
+  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (let s = 0; s < n; s += batch) {
+    const B = Math.min(batch, n - s);
+    const { ids, mask } = tokenize(runner.tokenizer, instr.slice(s, s + B));
+    const r = await program.run({ images: host(images.subarray(s * IMG, (s + B) * IMG), [B, ...imgShape]), tokens: host(ids, [B, L]), token_mask: host(mask, [B, L]) });
+    for (const [k, v] of Object.entries(r)) {
+      const per = v.length / B;
+      out[k] ??= { data: new Float32Array(n * per), shape: shapeOf(k) };
+      out[k]!.data.set(v, s * per);
+    }
+  }
+  return out;
+}
+
+/** The ODE policy's success on the fixed initial states (all 500 unless env.eval narrows them), as eval/* metrics. */
+async function validate(config: Config, params: Map<string, Float32Array>, ck: PolicyCheckpoint, gpu: Awaited<ReturnType<typeof initEngine>>): Promise<Record<string, number>> {
+  const m = config.actor.model;
+  const env = config.env.eval;
+  const runner = PolicyRunner.create({
+    config: ck.config,
+    params,
+    normStats: ck.normStats,
+    tokenizer: ck.tokenizer,
+    sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
+    seed: env.seed,
+    backend: resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware),
+  });
+  try {
+    const trials = Math.max(1, Math.min(INIT_STATES_PER_TASK, Math.floor(env.total_num_envs / NUM_TASKS)));
+    const tasks = Array.from({ length: NUM_TASKS }, (_, i) => i);
+    const r = await evaluate(gpu, runner, { tasks, trialsPerTask: trials, numEnvs: Math.min(64, tasks.length * trials), maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: env.ignore_terminations, seed: env.seed });
+    return { "eval/success_once": r.overall.successOnce, "eval/success_at_end": r.overall.successAtEnd, "eval/episode_len": r.overall.meanEpisodeLen, "eval/episodes": r.overall.episodes };
+  } finally {
+    await runner.release();
+  }
+}
+
+/** 1 − Var(returns − values) / Var(returns) (1: the critic explains the returns; ≤ 0: no better than their mean). */
+export function explainedVariance(returns: ArrayLike<number>, values: ArrayLike<number>): number {
+  const n = returns.length;
+  if (n < 2) return 0;
+  const variance = (f: (i: number) => number) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += f(i);
+    const mu = s / n;
+    let q = 0;
+    for (let i = 0; i < n; i++) q += (f(i) - mu) ** 2;
+    return q / (n - 1);
+  };
+  const vr = variance((i) => returns[i]!);
+  return vr === 0 ? 0 : 1 - variance((i) => returns[i]! - values[i]!) / vr;
+}
+
+/** Fraction of the masked samples whose clipped value term is the active (larger) one. */
+export function valueClipRatio(value: Float32Array, oldValue: Float32Array, returns: Float32Array, mask: Float32Array, clip: number, delta: number): number {
+  const huber = (x: number) => (Math.abs(x) <= delta ? 0.5 * x * x : delta * (Math.abs(x) - 0.5 * delta));
+  let n = 0;
+  let c = 0;
+  for (let i = 0; i < value.length; i++) {
+    if (!mask[i]) continue;
+    n++;
+    const vc = oldValue[i]! + Math.min(Math.max(value[i]! - oldValue[i]!, -clip), clip);
+    if (huber(returns[i]! - vc) > huber(returns[i]! - value[i]!)) c++;
+  }
+  return n ? c / n : 0;
 }
 
 /**
@@ -282,11 +429,3 @@ function shuffle(n: number, rng: Rng): number[] {
   }
   return a;
 }
-
-/** The policy's current weights as a checkpoint with the original's config, stats and tokenizer, written atomically with `extra`. */
-async function saveCheckpoint(policy: Policy, ck: PolicyCheckpoint, dir: string, extra: Record<string, Uint8Array | string>): Promise<void> {
-  const params = new Map<string, Float32Array>();
-  for (const [name, t] of policy.params) params.set(name, await t.read());
-  savePolicyCheckpoint(dir, { ...ck, params }, extra);
-}
-
