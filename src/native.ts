@@ -2,7 +2,7 @@
 // single compiled binary, where they live in Bun's embedded filesystem and must be copied to disk.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 
@@ -17,6 +17,9 @@ const libc = dlopen("libc.so.6", {
   setenv: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   dlopen: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.ptr },
   dlerror: { args: [], returns: FFIType.cstring },
+  dup: { args: [FFIType.i32], returns: FFIType.i32 },
+  dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
 });
 
 const cstr = (s: string) => Buffer.from(s + "\0", "utf8");
@@ -68,4 +71,30 @@ export function preloadOnnxRuntime(): void {
   const handle = libc.symbols.dlopen(ptr(cstr(path)), RTLD_NOW | RTLD_GLOBAL);
   if (!handle) throw new Error(`cannot load ONNX Runtime from ${path}: ${libc.symbols.dlerror()}`);
   ortPreloaded = true;
+}
+
+/**
+ * Runs `fn` with file descriptor 2 pointed at a temporary file, so that what native libraries print
+ * there (Dawn's and the Vulkan loader's log lines) does not reach the user, and hands that text to
+ * `onText` whether `fn` returns or throws. JavaScript's own stderr writes in the meantime land in
+ * the file too, so `fn` must not print. fd 2 is always restored.
+ */
+export async function captureNativeStderr<T>(fn: () => Promise<T>, onText: (text: string) => void): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "dexrl-native-log-"));
+  const path = join(dir, "stderr.txt");
+  const fd = openSync(path, "w+");
+  const saved = libc.symbols.dup(2);
+  try {
+    if (saved < 0 || libc.symbols.dup2(fd, 2) < 0) throw new Error("dup/dup2 failed: cannot set stderr aside to capture native log lines");
+    try {
+      return await fn();
+    } finally {
+      libc.symbols.dup2(saved, 2);
+      onText(readFileSync(path, "utf8"));
+    }
+  } finally {
+    if (saved >= 0) libc.symbols.close(saved);
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -12,9 +12,9 @@ declare module "citty" {
 /** Command metadata with examples (citty's CommandMeta, extended above). */
 export type DexrlMeta = CommandMeta;
 
-/** `--debug`: stack traces on errors. Read by the CLI entry, accepted by every command. */
+/** `--debug`: stack traces on errors, native libraries' log lines. Read by the CLI entry, accepted by every command. */
 export const debugArgs = {
-  debug: { type: "boolean", description: "Print stack traces on errors", default: false },
+  debug: { type: "boolean", description: "Print stack traces on errors, and the log lines of Dawn, the Vulkan loader and MuJoCo", default: false },
 } as const satisfies ArgsDef;
 
 /** `--config NAME|PATH` and `key=value` overrides (taken from the remaining positionals). */

@@ -55,7 +55,7 @@ export default defineCommand({
     const tasks = taskListArg(args.tasks, NUM_TASKS);
     const videos = intArg("videos", args.videos, 0, NUM_TASKS * INIT_STATES_PER_TASK);
     // Outputs are checked before the evaluation, so that it never ends by failing to write its results.
-    if (args.out) checkOutputFile(args.out, "--out");
+    if (args.out !== undefined) checkOutputFile(args.out, "--out");
     if (videos) ensureOutputDir(config.env.eval.video_cfg.video_base_dir, "env.eval.video_cfg.video_base_dir (where --videos go)");
     const ck = loadPolicyCheckpoint(args.ckpt);
     const m = config.actor.model;
@@ -96,7 +96,7 @@ export default defineCommand({
     });
     await runner.release();
     console.log(args.json ? JSON.stringify(report, null, 2) : table(report));
-    if (args.out) writeFileSync(args.out, JSON.stringify(report, null, 2) + "\n");
+    if (args.out !== undefined) writeFileSync(args.out, JSON.stringify(report, null, 2) + "\n");
   },
 });
 

@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { debugArgs, intArg, type DexrlMeta } from "../cli/args.ts";
+import { ensureOutputDir } from "../cli/outputs.ts";
 import { usageError } from "../errors.ts";
 import { getGpu } from "../gpu/device.ts";
 import { LIBERO_CAMERAS, liberoRenderer, posesOf } from "../render/libero.ts";
@@ -16,7 +17,6 @@ import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 /** LIBERO-Spatial's evaluation horizon (libero-spatial.md §2). */
 const MAX_STEPS = 220;
 
-/** Parses an integer argument within [min, max], or fails with one sentence naming the flag. */
 export default defineCommand({
   meta: {
     name: "render",
@@ -42,6 +42,7 @@ export default defineCommand({
     const size = intArg("size", args.size, 16, 2048);
     if (size % 4 !== 0) throw usageError(`--size must be a multiple of 4, not ${size}.`);
     const seed = intArg("seed", args.seed, 0, 2 ** 31 - 1);
+    ensureOutputDir(args.out, "--out");
 
     console.error(`dexrl render: building the scene, placing task ${task} initial state ${init} and letting it settle…`);
     const env = await LiberoEnv.create(seed);

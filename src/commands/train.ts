@@ -1,20 +1,26 @@
 // `dexrl train`: PPO fine-tuning of a checkpoint's policy on LIBERO-Spatial, with TensorBoard logs
 // and checkpoints in the run folder.
 import { defineCommand } from "citty";
-import { join } from "node:path";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { configArgs, debugArgs, type DexrlMeta } from "../cli/args.ts";
+import { ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
+import { usageError } from "../errors.ts";
 import { formatMetrics, Progress } from "../log/console.ts";
+import { checkCheckpointDir, recoverInterruptedSaves } from "../model/checkpoint.ts";
 import { train } from "../rl/ppo.ts";
+import { readTrainerMeta } from "../rl/trainer_state.ts";
 
 export default defineCommand({
   meta: {
     name: "train",
     description:
-      "PPO fine-tuning of the flow-matching policy at actor.model.model_path on LIBERO-Spatial (flow-SDE exploration, GAE over action chunks, clipped actor-critic loss). Writes TensorBoard events, the resolved config and checkpoints (every runner.save_interval global steps and at the end) to runner.logger.log_path/experiment_name.",
+      "PPO fine-tuning of the flow-matching policy at actor.model.model_path on LIBERO-Spatial (flow-SDE exploration, GAE over action chunks, clipped actor-critic loss). Writes TensorBoard events, the resolved config and checkpoints (every runner.save_interval global steps and at the end) to runner.logger.log_path/experiment_name. A new run never goes into a folder that holds another run; runner.resume_dir=RUN/checkpoints/global_step_N continues RUN there.",
     examples: [
       "dexrl train actor.model.model_path=models/sft",
       "dexrl train --config my_run.yaml env.train.total_num_envs=16 runner.max_steps=50",
+      "dexrl train runner.resume_dir=../results/libero_spatial_ppo_dexbotic_pi0/checkpoints/global_step_50",
       "tensorboard --logdir logs",
     ],
   } satisfies DexrlMeta,
@@ -24,12 +30,24 @@ export default defineCommand({
     ...debugArgs,
   },
   async run({ args }) {
-    const { config } = loadConfigFromArgs(args);
+    const { config } = loadConfigFromArgs(args, { use: "train" });
     const runDir = args["run-dir"] ?? join(config.runner.logger.log_path, config.runner.logger.experiment_name);
     const steps = config.runner.max_steps;
+    // Everything that can be refused is refused here, before the run folder is touched.
+    const resumeDir = config.runner.resume_dir;
+    const resumeStep = resumeDir === null ? 0 : readTrainerMeta(resumeDir).globalStep;
+    if (resumeDir !== null && resumeStep >= steps)
+      throw usageError(`runner.resume_dir ${resumeDir} is at global step ${resumeStep} and runner.max_steps is ${steps}: nothing is left to train; raise runner.max_steps.`);
+    checkCheckpointDir(resumeDir ?? config.actor.model.model_path);
+    const continuing = prepareRunDir(runDir, resumeDir, resumeStep);
+
     if (config.env.train.video_cfg.save_video)
       console.error("dexrl: env.train.video_cfg.save_video is set, but training writes no videos yet (`dexrl render --video` records the scripted expert).");
-    console.error(`dexrl: training ${config.actor.model.model_path} for ${steps} global steps with ${config.env.train.total_num_envs} envs; run folder ${runDir}`);
+    if (continuing) console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs`);
+    else
+      console.error(
+        `dexrl: training ${resumeDir ? `from ${resumeDir} (global step ${resumeStep})` : config.actor.model.model_path} up to global step ${steps} with ${config.env.train.total_num_envs} envs; new run folder ${runDir}`,
+      );
     let bar: Progress | undefined;
     let phase = "";
     await train(config, runDir, {
@@ -48,3 +66,56 @@ export default defineCommand({
     console.error(`dexrl: done; checkpoints in ${join(runDir, "checkpoints")}`);
   },
 });
+
+/** What a run leaves in its folder (the layout train() writes): config.yaml, event files, checkpoints. */
+function runContents(runDir: string): { config: boolean; events: number; steps: number[] } {
+  const ckpts = join(runDir, "checkpoints");
+  return {
+    config: existsSync(join(runDir, "config.yaml")),
+    events: readdirSync(runDir).filter((f) => f.startsWith("events.out.tfevents.")).length,
+    steps: existsSync(ckpts)
+      ? readdirSync(ckpts)
+          .filter((n) => /^global_step_\d+$/.test(n))
+          .map((n) => Number(n.slice("global_step_".length)))
+          .sort((a, b) => a - b)
+      : [],
+  };
+}
+
+/**
+ * Makes sure a run never mixes with an earlier one in `runDir`. A folder holding a run is refused,
+ * except when `resumeDir` is one of its own checkpoints (the run continues there) and no later
+ * checkpoint would be overwritten. Creates the folder, checks it is writable, and cleans up after a
+ * checkpoint write that a killed process left unfinished. Returns whether an earlier run continues.
+ */
+function prepareRunDir(runDir: string, resumeDir: string | null, resumeStep: number): boolean {
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw usageError(`The run folder ${runDir} is a file, not a folder.`);
+  let continuing = false;
+  if (existsSync(runDir)) {
+    const found = runContents(runDir);
+    if (found.config || found.events || found.steps.length) {
+      const ckpts = join(runDir, "checkpoints");
+      continuing = resumeDir !== null && existsSync(ckpts) && realpathSync(dirname(realpathSync(resumeDir))) === realpathSync(ckpts);
+      const latest = found.steps.length ? join(ckpts, `global_step_${found.steps.at(-1)}`) : undefined;
+      if (!continuing) {
+        const what = [
+          found.config ? "config.yaml" : "",
+          found.steps.length ? `${found.steps.length} checkpoint${found.steps.length > 1 ? "s" : ""} up to global step ${found.steps.at(-1)}` : "",
+          found.events ? `${found.events} TensorBoard event file${found.events > 1 ? "s" : ""}` : "",
+        ].filter(Boolean);
+        throw usageError(
+          `The run folder ${runDir} already holds a run (${what.join(", ")}), and a new run there would mix with it; nothing was written. ` +
+            `Choose another folder (runner.logger.experiment_name=NAME or --run-dir DIR), move that one away${latest ? `, or continue it with runner.resume_dir=${latest}` : ""}.`,
+        );
+      }
+      const later = found.steps.filter((s) => s > resumeStep);
+      if (later.length)
+        throw usageError(
+          `Continuing ${runDir} from global step ${resumeStep} would overwrite its later checkpoint${later.length > 1 ? "s" : ""} (global_step_${later.join(", global_step_")}); resume from the latest (runner.resume_dir=${latest}) or move those away.`,
+        );
+    }
+  }
+  ensureOutputDir(runDir, "The run folder");
+  for (const done of recoverInterruptedSaves(join(runDir, "checkpoints"))) console.error(`dexrl: ${done}.`);
+  return continuing;
+}

@@ -1,9 +1,9 @@
 // Config loading: defaults ← config file ← override file ← dotted overrides, then type checks,
 // ranges, cross-key rules and ${a.b} interpolation. Every error names the key, value and rule.
 import { closest, distance } from "fastest-levenshtein";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { usageError } from "../errors.ts";
+import { fsReason, usageError } from "../errors.ts";
 import { bundledConfigs, DEFAULT_CONFIG } from "./bundled.ts";
 import { Field, type SchemaNode } from "./fields.ts";
 import { schema, type Config } from "./schema.ts";
@@ -18,6 +18,12 @@ export interface LoadOptions {
   overrideFile?: string;
   /** `dotted.key=value` strings. */
   overrides?: string[];
+  /**
+   * What the config is for: "eval" skips the rules only training depends on (rollout-epoch lengths
+   * as multiples of the chunk, batch sizes), so the seed's eval habit `--action_chunk_size 50` works.
+   * Everything else (and `dexrl config`) checks them all.
+   */
+  use?: "train" | "eval";
 }
 
 export interface LoadedConfig {
@@ -26,6 +32,8 @@ export interface LoadedConfig {
   ignored: { key: string; reason: string }[];
   /** Where each layer came from, for the run folder and messages. */
   sources: string[];
+  /** Things the user should hear about that are not errors (an empty config file). */
+  notices: string[];
 }
 
 /** Every dotted leaf path in the schema (ignored subtrees count as one leaf). */
@@ -41,10 +49,19 @@ function suggest(path: string, candidates: string[]): string {
   return distance(path, best) <= Math.max(3, Math.floor(path.length / 3)) ? ` (did you mean ${best}?)` : "";
 }
 
-/** Reads a YAML file into a mapping; the message names the file on any problem. */
-function readYamlFile(path: string, what: string): Tree {
+/** Reads a YAML file into a mapping; the message names the file on any problem. An empty file adds a notice. */
+function readYamlFile(path: string, what: string, notices: string[]): Tree {
   if (!existsSync(path)) throw usageError(`The ${what} ${path} does not exist.`);
-  return parseYamlText(readFileSync(path, "utf8"), path);
+  if (statSync(path).isDirectory()) throw usageError(`The ${what} ${path} is a folder; give a YAML file (or the name of a bundled config).`);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw usageError(`The ${what} ${path} cannot be read: ${fsReason(e)}.`, { cause: e });
+  }
+  const tree = parseYamlText(text, path);
+  if (Object.keys(tree).length === 0) notices.push(`dexrl: notice: the ${what} ${path} is empty (or only comments); it changes nothing.`);
+  return tree;
 }
 
 function parseYamlText(text: string, label: string): Tree {
@@ -61,8 +78,8 @@ function parseYamlText(text: string, label: string): Tree {
 }
 
 /** Resolves `--config`: an existing path, else a bundled name (with or without .yaml). */
-function readConfig(nameOrPath: string): { tree: Tree; source: string } {
-  if (existsSync(nameOrPath)) return { tree: readYamlFile(nameOrPath, "config file"), source: nameOrPath };
+function readConfig(nameOrPath: string, notices: string[]): { tree: Tree; source: string } {
+  if (existsSync(nameOrPath)) return { tree: readYamlFile(nameOrPath, "config file", notices), source: nameOrPath };
   const name = nameOrPath.replace(/^configs\//, "").replace(/\.ya?ml$/, "");
   const text = bundledConfigs[name];
   if (text !== undefined) return { tree: parseYamlText(text, `configs/${name}.yaml`), source: `configs/${name}.yaml` };
@@ -106,6 +123,7 @@ function fieldAt(path: string): Field<unknown> | undefined {
 /** Parses `key=value`, typing the value by the key's schema field. */
 function parseOverride(arg: string): { path: string; value: unknown } {
   const eq = arg.indexOf("=");
+  if (eq < 0 && fieldAt(arg.trim())) throw usageError(`Override "${arg}" has no value; write ${arg.trim()}=VALUE (with "=", no spaces).`);
   if (eq <= 0) throw usageError(`Override "${arg}" must have the form dotted.key=value (e.g. actor.model.num_steps=4).`);
   const path = arg.slice(0, eq).trim();
   const raw = arg.slice(eq + 1);
@@ -180,7 +198,7 @@ function checkValue(path: string, value: unknown, field: Field<unknown>): unknow
       if (typeof value !== "boolean") throw bad();
       return value;
     case "string":
-      if (typeof value !== "string") throw bad();
+      if (typeof value !== "string" || (o.nonEmpty && value.trim() === "")) throw bad();
       return value;
     case "enum":
       if (typeof value !== "string" || !o.options!.includes(value)) throw bad();
@@ -192,8 +210,9 @@ function checkValue(path: string, value: unknown, field: Field<unknown>): unknow
     case "float": {
       if (typeof value !== "number" || !Number.isFinite(value)) throw bad();
       if (field.kind === "int" && !Number.isInteger(value)) throw bad();
+      if (o.special && value in o.special) return value;
       if (o.min !== undefined && (o.exclusiveMin ? value <= o.min : value < o.min)) throw bad();
-      if (o.max !== undefined && value > o.max) throw bad();
+      if (o.max !== undefined && (o.exclusiveMax ? value >= o.max : value > o.max)) throw bad();
       return value;
     }
   }
@@ -216,7 +235,7 @@ function checkTypes(tree: Tree, node: SchemaNode, prefix: string): void {
 }
 
 /** Rules that tie keys together, each with a message naming the keys and values. */
-function checkRules(c: Config): void {
+function checkRules(c: Config, use: LoadOptions["use"]): void {
   const m = c.actor.model;
   const d = m.dexbotic;
   const rule = (ok: boolean, msg: string) => {
@@ -232,6 +251,13 @@ function checkRules(c: Config): void {
   rule(!m.is_lora, "Config key actor.model.is_lora is true, but dexrl has no LoRA; set it to false.");
   rule(!c.reward.use_reward_model, "Config key reward.use_reward_model is true, but dexrl has no reward model; set it to false.");
   rule(!c.critic.use_critic_model, "Config key critic.use_critic_model is true, but dexrl's critic is the value head; set it to false.");
+  for (const b of c.runner.logger.logger_backends)
+    rule(b === "tensorboard", `Config key runner.logger.logger_backends has ${JSON.stringify(b)}; dexrl writes only tensorboard.`);
+  rule(
+    m.noise_params.length === 3 && m.noise_params.every((x) => typeof x === "number"),
+    `Config key actor.model.noise_params is ${JSON.stringify(m.noise_params)}; it must be [start, end, steps].`,
+  );
+  if (use === "eval") return; // what follows matters to training only
   rule(
     c.actor.global_batch_size % c.actor.micro_batch_size === 0,
     `Config key actor.global_batch_size (${c.actor.global_batch_size}) must be a multiple of actor.micro_batch_size (${c.actor.micro_batch_size}).`,
@@ -243,22 +269,19 @@ function checkRules(c: Config): void {
       `Config key env.${group}.max_steps_per_rollout_epoch (${e.max_steps_per_rollout_epoch}) must be a multiple of actor.model.num_action_chunks (${m.num_action_chunks}).`,
     );
   }
-  for (const b of c.runner.logger.logger_backends)
-    rule(b === "tensorboard", `Config key runner.logger.logger_backends has ${JSON.stringify(b)}; dexrl writes only tensorboard.`);
-  rule(
-    m.noise_params.length === 3 && m.noise_params.every((x) => typeof x === "number"),
-    `Config key actor.model.noise_params is ${JSON.stringify(m.noise_params)}; it must be [start, end, steps].`,
-  );
 }
 
 /** Loads and validates a config. Throws a DexrlError (exit code 2) naming the problem. */
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const base = parseYamlText(bundledConfigs[DEFAULT_CONFIG]!, `configs/${DEFAULT_CONFIG}.yaml`);
   const sources = [`configs/${DEFAULT_CONFIG}.yaml`];
+  const notices: string[] = [];
+  if (opts.config === "") throw usageError("--config needs a file or the name of a bundled config, not an empty string.");
+  if (opts.overrideFile === "") throw usageError("--override-file needs a YAML file, not an empty string.");
   let tree = base;
   const layers: { tree: Tree; source: string }[] = [];
-  if (opts.config && opts.config !== DEFAULT_CONFIG) layers.push(readConfig(opts.config));
-  if (opts.overrideFile) layers.push({ tree: readYamlFile(opts.overrideFile, "override file"), source: opts.overrideFile });
+  if (opts.config && opts.config !== DEFAULT_CONFIG) layers.push(readConfig(opts.config, notices));
+  if (opts.overrideFile) layers.push({ tree: readYamlFile(opts.overrideFile, "override file", notices), source: opts.overrideFile });
   for (const layer of layers) {
     checkKeys(layer.tree, schema, "", layer.source);
     tree = merge(tree, layer.tree);
@@ -274,9 +297,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   interpolate(tree, tree);
   checkTypes(tree, schema, "");
   const config = tree as unknown as Config;
-  checkRules(config);
+  checkRules(config, opts.use);
   const ignored = Object.entries(schema).flatMap(([k, v]) => ignoredIn(tree, k, v));
-  return { config, ignored, sources };
+  return { config, ignored, sources, notices };
 }
 
 function ignoredIn(tree: Tree, path: string, node: SchemaNode): { key: string; reason: string }[] {

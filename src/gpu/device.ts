@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DexrlError } from "../errors.ts";
-import { setNativeEnv, webgpuLibraryPath } from "../native.ts";
+import { debugEnabled, nativeLog, recentNativeLog } from "../log/console.ts";
+import { captureNativeStderr, setNativeEnv, webgpuLibraryPath } from "../native.ts";
 
 /** Debian's chromium ships SwiftShader, a CPU Vulkan driver that Dawn accepts. */
 export const SWIFTSHADER_ICD = "/usr/lib/chromium/vk_swiftshader_icd.json";
@@ -112,17 +113,33 @@ export function getGpu(): Promise<Gpu> {
   return cached;
 }
 
+/**
+ * Runs Dawn calls that may print native log lines (the Vulkan loader's warnings, Dawn's error traces
+ * such as "at CheckVkSuccessImpl …"): shown as they come with --debug, otherwise set aside by
+ * nativeLog for the sentence of a failure they explain.
+ */
+function quietly<T>(fn: () => Promise<T>): Promise<T> {
+  return debugEnabled() ? fn() : captureNativeStderr(fn, (text) => nativeLog("dawn", text));
+}
+
+/** Dawn's first line that says what went wrong, as a clause for an error sentence ("" if none). */
+function dawnReason(): string {
+  const lines = recentNativeLog("dawn").map((l) => l.replace(/^\s*(Warning|Error):\s*/i, "").trim());
+  const telling = lines.find((l) => /fail|error|cannot|no drivers|not found|unable/i.test(l) && !l.startsWith("at "));
+  return telling ? `; the Vulkan loader said: "${telling}"` : "";
+}
+
 async function bringUp(): Promise<Gpu> {
   const driver = chooseVulkanDriver();
   const { createGPUInstance, globals } = await import("bun-webgpu");
   globals(); // GPUBufferUsage, GPUMapMode, ... as globals, as in a browser
-  instance = createGPUInstance(webgpuLibraryPath());
+  instance = await quietly(async () => createGPUInstance(webgpuLibraryPath()));
   const adapter = await requestAdapter();
-  if (!adapter) throw new DexrlError(`No WebGPU adapter was found (${driver.note}); ${INSTALL_HINT}.`);
+  if (!adapter) throw new DexrlError(`No WebGPU adapter was found (${driver.note}${dawnReason()}); ${INSTALL_HINT}.`);
   const summary = summarize(adapter);
   if (summary.device === "null-backend" || summary.backend === "null") {
     throw new DexrlError(
-      `The only WebGPU adapter is Dawn's "null-backend", which computes nothing (no usable Vulkan driver; ${driver.note}); ${INSTALL_HINT}.`,
+      `The only WebGPU adapter is Dawn's "null-backend", which computes nothing (no usable Vulkan driver; ${driver.note}${dawnReason()}); ${INSTALL_HINT}.`,
     );
   }
   const gpu = await openDevice(adapter, summary, driver);
@@ -147,7 +164,7 @@ export async function openSeparateDevice(): Promise<Gpu> {
 /** An adapter from the process's instance; the options are packed like a device descriptor (see below). */
 async function requestAdapter(): Promise<GPUAdapter | null> {
   Bun.gc(true);
-  return instance!.requestAdapter({ powerPreference: "high-performance" });
+  return quietly(() => instance!.requestAdapter({ powerPreference: "high-performance" }));
 }
 
 /**
@@ -167,7 +184,7 @@ async function requestDevice(first: GPUAdapter): Promise<{ adapter: GPUAdapter; 
     for (const k in offered) if (k.startsWith("max") || k.startsWith("min")) requiredLimits[k] = Number(offered[k]);
     Bun.gc(true);
     try {
-      return { adapter, device: await adapter.requestDevice({ requiredLimits }) };
+      return { adapter, device: await quietly(() => adapter.requestDevice({ requiredLimits })) };
     } catch (e) {
       if (attempt >= 3 || !/chained struct/.test((e as Error).message)) throw e;
       const next = await requestAdapter();

@@ -1,5 +1,7 @@
 // Console output for long work: a progress line on stderr (redrawn in a terminal, periodic lines in
-// logs such as CI's) and one-line metric summaries. Small enough that a dependency would not pay.
+// logs such as CI's) and one-line metric summaries; native libraries' log lines, shown with --debug.
+// Small enough that a dependency would not pay.
+import { setNativeEnv } from "../native.ts";
 
 const fmtDuration = (s: number) =>
   !Number.isFinite(s) ? "?" : s < 60 ? `${s.toFixed(0)}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
@@ -51,4 +53,36 @@ export class Progress {
 export function formatMetrics(step: number, metrics: Record<string, number>): string {
   const parts = Object.entries(metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`);
   return [`step ${step}`, ...parts].join(" | ");
+}
+
+/** The environment variable that carries --debug to every thread (Workers read the C environment). */
+const DEBUG_ENV = "DEXRL_DEBUG";
+
+/** Turns on --debug for this process and the Workers it starts later. */
+export function enableDebug(): void {
+  setNativeEnv(DEBUG_ENV, "1");
+}
+
+export const debugEnabled = (): boolean => process.env[DEBUG_ENV] === "1";
+
+/** The last lines each native library wrote, kept for an error message when one fails. */
+const recent = new Map<string, string[]>();
+const KEEP = 20;
+
+/**
+ * A native library's log text (Dawn, the Vulkan loader, MuJoCo): on stderr, tagged, with --debug;
+ * otherwise kept (the last few lines) for the sentence of an error it causes, and not shown.
+ */
+export function nativeLog(source: string, text: string): void {
+  const lines = text.split("\n").filter((l) => l.trim());
+  if (lines.length === 0) return;
+  if (debugEnabled()) process.stderr.write(lines.map((l) => `[${source}] ${l}\n`).join(""));
+  const kept = recent.get(source) ?? [];
+  kept.push(...lines);
+  recent.set(source, kept.slice(-KEEP));
+}
+
+/** The last lines `source` logged (most recent last). */
+export function recentNativeLog(source: string): string[] {
+  return recent.get(source) ?? [];
 }

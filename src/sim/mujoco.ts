@@ -1,14 +1,20 @@
 // Loads the MuJoCo wasm module (once per thread) and compiles MJCF text into a model.
 import loadMujoco, { type MainModule, type MjModel } from "mujoco-js";
 import { DexrlError } from "../errors.ts";
+import { nativeLog } from "../log/console.ts";
 
 export type Mujoco = MainModule;
 
 let module: Promise<Mujoco> | undefined;
 
-/** The MuJoCo module of this thread (each Bun Worker has its own wasm instance). */
+/**
+ * The MuJoCo module of this thread (each Bun Worker has its own wasm instance). What MuJoCo prints
+ * (its warnings, such as "Nan, Inf or huge value in QACC", go to stdout by default and would corrupt
+ * `--json` output) goes to nativeLog: on stderr with --debug, otherwise kept for error messages.
+ */
 export function mujoco(): Promise<Mujoco> {
-  module ??= loadMujoco() as Promise<Mujoco>;
+  const log = (text: string) => nativeLog("mujoco", text);
+  module ??= loadMujoco({ print: log, printErr: log });
   return module;
 }
 

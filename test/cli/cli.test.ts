@@ -45,7 +45,7 @@ describe("dexrl CLI", () => {
     [["config", "actor.model.dexbotic.noise_method=sde"], /^dexrl: Config key actor\.model\.dexbotic\.noise_method has value "sde"; it must be one of flow_sde, flow_noise, flow_ode\.$/],
     [["config", "env.train.total_num_envs=0"], /^dexrl: Config key env\.train\.total_num_envs has value 0; it must be an integer ≥ 1\.$/],
     [["config", "--config", "missing.yaml"], /^dexrl: No config file or bundled config named missing\.yaml/],
-    [["frobnicate"], /^dexrl: Unknown command frobnicate \(see `dexrl --help`\)$/],
+    [["frobnicate"], /^dexrl: Unknown command frobnicate \(see `dexrl --help`\)\.$/],
   ])("bad input %p gives one sentence and exit code 2", (args, pattern) => {
     const r = dexrl(...args);
     expect(r.code).toBe(2);

@@ -134,7 +134,8 @@ describe("bad input is refused with the key, the value and what is allowed", () 
   });
 
   test("malformed overrides, missing and invalid files", () => {
-    expect(errorOf({ overrides: ["actor.model.num_steps"] }).message).toContain("dotted.key=value");
+    expect(errorOf({ overrides: ["actor.model.num_steps"] }).message).toBe('Override "actor.model.num_steps" has no value; write actor.model.num_steps=VALUE (with "=", no spaces).');
+    expect(errorOf({ overrides: ["50"] }).message).toContain("dotted.key=value");
     expect(errorOf({ overrides: ["actor.model=3"] }).message).toContain("names a group of keys");
     expect(errorOf({ config: "no_such_config" }).message).toContain("No config file or bundled config named no_such_config");
     expect(errorOf({ overrideFile: join(tmp, "missing.yaml") }).message).toContain("does not exist");
