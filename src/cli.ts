@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<number> {
     const before = at < 0 ? words : words.slice(0, at);
     for (const w of before)
       if (!["--help", "-h", "--version", "-v", "--debug"].includes(w))
-        throw usageError(`Unknown option ${w}${didYouMean(w, ["--help", "--version", "--debug"]) || ""}; options go after the command's name (see \`dexrl --help\`).`);
+        throw usageError(`Unknown option ${w}${didYouMean(w, ["--help", "--version", "--debug"]) || "; options go after the command's name (see `dexrl --help`)"}.`);
     const help = words.includes("--help") || words.includes("-h");
     if (at < 0) {
       if (before.includes("--version") || before.includes("-v")) {

@@ -31,20 +31,23 @@ export function optionSpecs(argsDef: ArgsDef): OptionSpec[] {
 }
 
 /**
- * " (did you mean X?)" when a candidate is close to `word`, else "". Dashes are not counted, and
- * one-letter spellings (-c) are never suggested: too many words are "close" to them.
+ * " (did you mean X?)" when a candidate is close to `word` (a few edits away, or the only one it
+ * abbreviates), else "". Dashes are not counted, and one-letter spellings (-c) are never suggested:
+ * too many words are "close" to them.
  */
 export function didYouMean(word: string, candidates: string[]): string {
   const bare = (s: string) => s.replace(/^-+/, "");
   const w = bare(word);
+  const pool = candidates.filter((c) => bare(c).length >= 2);
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const c of candidates) {
-    if (bare(c).length < 2) continue;
+  for (const c of pool) {
     const d = distance(w, bare(c));
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(w.length / 3)) ? ` (did you mean ${best}?)` : "";
+  if (best !== undefined && bestDistance <= Math.max(2, Math.floor(w.length / 3))) return ` (did you mean ${best}?)`;
+  const extending = pool.filter((c) => w.length >= 3 && bare(c).startsWith(w));
+  return extending.length === 1 ? ` (did you mean ${extending[0]}?)` : "";
 }
 
 /** A token that is a value, not an option: "-", or a negative number such as -1 or -0.5. */
@@ -127,7 +130,7 @@ export function parseArgv(argsDef: ArgsDef, argv: string[], command: string): Pa
   }
   if (variadic)
     for (const word of positionals)
-      if (!word.includes("=")) {
+      if (!word.includes("=") && !word.startsWith("-")) {
         // A word meant as an option but written without dashes ("json"); anything else is left to the config loader.
         const hint = didYouMean(`--${word}`, allSpellings);
         if (hint && !word.includes(".")) throw usageError(`Unexpected argument "${word}": ${command} takes options with dashes and overrides as dotted.key=value${hint}.`);

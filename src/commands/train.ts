@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { configArgs, debugArgs, type DexrlMeta } from "../cli/args.ts";
 import { ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
-import { usageError } from "../errors.ts";
+import { DexrlError, usageError } from "../errors.ts";
 import { formatMetrics, Progress } from "../log/console.ts";
 import { checkCheckpointDir, recoverInterruptedSaves } from "../model/checkpoint.ts";
 import { train } from "../rl/ppo.ts";
@@ -20,7 +20,7 @@ export default defineCommand({
     examples: [
       "dexrl train actor.model.model_path=models/sft",
       "dexrl train --config my_run.yaml env.train.total_num_envs=16 runner.max_steps=50",
-      "dexrl train runner.resume_dir=../results/libero_spatial_ppo_dexbotic_pi0/checkpoints/global_step_50",
+      "dexrl train runner.resume_dir=../results/my_run/checkpoints/global_step_50",
       "tensorboard --logdir logs",
     ],
   } satisfies DexrlMeta,
@@ -48,21 +48,44 @@ export default defineCommand({
       console.error(
         `dexrl: training ${resumeDir ? `from ${resumeDir} (global step ${resumeStep})` : config.actor.model.model_path} up to global step ${steps} with ${config.env.train.total_num_envs} envs; new run folder ${runDir}`,
       );
+    // Ctrl-C or SIGTERM: the current global step finishes and is checkpointed; a second one stops at once.
+    let stopSignal: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopSignal) {
+        process.stderr.write(`\ndexrl: ${signal} again: stopping now, without a checkpoint of the current global step.\n`);
+        process.exit(signal === "SIGINT" ? 130 : 143);
+      }
+      stopSignal = signal;
+      process.stderr.write(`\ndexrl: ${signal}: finishing the current global step, then writing a checkpoint (${signal === "SIGINT" ? "Ctrl-C" : signal} again stops at once).\n`);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
     let bar: Progress | undefined;
     let phase = "";
-    await train(config, runDir, {
-      onProgress: (what, done, total) => {
-        if (what !== phase || done === 1) {
-          phase = what;
-          bar = new Progress(`  ${what}`, total, 30);
-        }
-        bar!.tick(1);
-      },
-      onStep: (step, metrics) => {
-        phase = "";
-        console.log(`${formatMetrics(step, metrics)}`);
-      },
-    });
+    let result: Awaited<ReturnType<typeof train>>;
+    try {
+      result = await train(config, runDir, {
+        stopRequested: () => stopSignal !== undefined,
+        onProgress: (what, done, total) => {
+          if (what !== phase || done === 1) {
+            phase = what;
+            bar = new Progress(`  ${what}`, total, 30);
+          }
+          bar!.tick(1);
+        },
+        onStep: (step, metrics) => {
+          phase = "";
+          console.log(`${formatMetrics(step, metrics)}`);
+        },
+      });
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+    if (result.stopped) {
+      const last = join(runDir, "checkpoints", `global_step_${result.lastStep}`);
+      throw new DexrlError(`Stopped by ${stopSignal} after global step ${result.lastStep}; its checkpoint is ${last}; continue with runner.resume_dir=${last}.`, stopSignal === "SIGINT" ? 130 : 143);
+    }
     console.error(`dexrl: done; checkpoints in ${join(runDir, "checkpoints")}`);
   },
 });
@@ -84,9 +107,9 @@ function runContents(runDir: string): { config: boolean; events: number; steps: 
 
 /**
  * Makes sure a run never mixes with an earlier one in `runDir`. A folder holding a run is refused,
- * except when `resumeDir` is one of its own checkpoints (the run continues there) and no later
- * checkpoint would be overwritten. Creates the folder, checks it is writable, and cleans up after a
- * checkpoint write that a killed process left unfinished. Returns whether an earlier run continues.
+ * except when `resumeDir` is one of its own checkpoints (the run continues there, after cleaning up
+ * any checkpoint write a killed process left unfinished) and no later checkpoint would be
+ * overwritten. Creates the folder and checks it is writable. Returns whether an earlier run continues.
  */
 function prepareRunDir(runDir: string, resumeDir: string | null, resumeStep: number): boolean {
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw usageError(`The run folder ${runDir} is a file, not a folder.`);
@@ -96,6 +119,9 @@ function prepareRunDir(runDir: string, resumeDir: string | null, resumeStep: num
     if (found.config || found.events || found.steps.length) {
       const ckpts = join(runDir, "checkpoints");
       continuing = resumeDir !== null && existsSync(ckpts) && realpathSync(dirname(realpathSync(resumeDir))) === realpathSync(ckpts);
+      // A checkpoint write that a killed process left unfinished is settled first: a checkpoint it had
+      // set aside comes back, and must count among the later checkpoints below.
+      if (continuing) for (const done of recoverInterruptedSaves(ckpts)) console.error(`dexrl: ${done}.`);
       const latest = found.steps.length ? join(ckpts, `global_step_${found.steps.at(-1)}`) : undefined;
       if (!continuing) {
         const what = [
@@ -116,6 +142,5 @@ function prepareRunDir(runDir: string, resumeDir: string | null, resumeStep: num
     }
   }
   ensureOutputDir(runDir, "The run folder");
-  for (const done of recoverInterruptedSaves(join(runDir, "checkpoints"))) console.error(`dexrl: ${done}.`);
   return continuing;
 }
