@@ -1,13 +1,14 @@
 // Tensor engine benchmark: matmul GFLOP/s at the model's sizes and at 512³/1024³ (with numpy/OpenBLAS
-// timed in the same run as the CPU ceiling), and a transformer block's forward+backward time.
+// timed in the same run as the CPU ceiling), and the policy's transformer layer forward+backward time.
 // Run: bun bench/gpu-engine.ts [--quick]
 import { spawnSync } from "node:child_process";
 import { backward } from "../src/gpu/autograd.ts";
-import { attentionMask, ParamStore, TransformerBlock } from "../src/gpu/nn.ts";
 import * as op from "../src/gpu/ops.ts";
 import { Rng } from "../src/gpu/random.ts";
 import { initEngine } from "../src/gpu/runtime.ts";
 import { scope } from "../src/gpu/tensor.ts";
+import { Rng as CpuRng } from "../src/sim/math.ts";
+import { blockBias, layer, layerParams } from "../test/gpu/block.ts";
 import { timeCall } from "./timing.ts";
 
 const quick = process.argv.includes("--quick");
@@ -68,28 +69,29 @@ console.log(`# CPU ceiling: ${npOut?.blas ?? `numpy unavailable (${np.stderr?.sp
 console.log("\n| matmul | M×N×K | WebGPU time | WebGPU GFLOP/s | WebGPU GFLOP per CPU-s | numpy GFLOP/s | numpy GFLOP per CPU-s |\n|---|---|---|---|---|---|---|");
 rows.forEach((r, i) => console.log(`${r} ${npGflops ? `${npGflops[i]![0].toFixed(1)} | ${npGflops[i]![1].toFixed(1)}` : "n/a | n/a"} |`));
 
-// A transformer block (expert-sized) forward + backward with a cached prefix K/V.
+// The policy's layer, expert-sized (RMSNorm, GELU MLP), forward + backward with a cached prefix K/V.
 const [B, Tp, T, C, H, HID] = [8, 64, 51, 256, 4, 1024];
-const store = new ParamStore(2);
-const block = new TransformerBlock(store, "blk", C, H, HID);
+const dims = { C, heads: H, hd: C / H, hidden: HID };
+const cpu = new CpuRng(2);
+const params = layerParams(dims, () => cpu.normal());
 const prefix = { k: rng.normal([B, H, Tp, C / H]), v: rng.normal([B, H, Tp, C / H]) };
 const x = rng.normal([B, T, C]);
-const mask = attentionMask([Tp, 1, T - 1], { batch: B, queryStart: Tp });
+const bias = blockBias([Tp, 1, T - 1], B, Tp);
 const loadBefore = (await import("node:os")).loadavg()[0]!;
-const fwd = await time(() => scope(() => void op.noGrad(() => block.forward(x, { mask, prefix }))));
+const fwd = await time(() => scope(() => void op.noGrad(() => layer(params, x, bias, dims, prefix))));
 const fwdBwd = await time(() =>
   scope(() => {
-    backward(op.mean(op.square(block.forward(x, { mask, prefix }).y)));
-    for (const [, p] of store.named()) {
+    backward(op.mean(op.square(layer(params, x, bias, dims, prefix).y)));
+    for (const p of params.values()) {
       p.grad?.dispose();
       p.grad = undefined;
     }
   }),
 );
 console.log(
-  `\ntransformer block B=${B} T=${T} (+${Tp} prefix keys) C=${C} heads=${H} MLP=${HID}: ` +
+  `\ntransformer layer B=${B} T=${T} (+${Tp} prefix keys) C=${C} heads=${H} MLP=${HID}: ` +
     `forward ${(fwd.wall * 1e3).toFixed(1)} ms (${(fwd.cpu * 1e3).toFixed(0)} CPU-ms), ` +
     `forward+backward ${(fwdBwd.wall * 1e3).toFixed(1)} ms (${(fwdBwd.cpu * 1e3).toFixed(0)} CPU-ms)`,
 );
-console.log(`load average: ${loadBefore.toFixed(1)} before the block timing, ${(await import("node:os")).loadavg()[0]!.toFixed(1)} after`);
+console.log(`load average: ${loadBefore.toFixed(1)} before the layer timing, ${(await import("node:os")).loadavg()[0]!.toFixed(1)} after`);
 process.exit(0);

@@ -2,10 +2,10 @@
 // cached K/V prefix giving the same result as attention over the whole sequence.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { backward, detach, noGrad } from "../../src/gpu/autograd.ts";
-import { attentionMask, ParamStore, TransformerBlock } from "../../src/gpu/nn.ts";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine, poolStats } from "../../src/gpu/runtime.ts";
 import { Tensor, scopeAsync } from "../../src/gpu/tensor.ts";
+import { blockBias, layer, layerParams } from "./block.ts";
 import { expectClose, param, randR, rng } from "./helpers.ts";
 
 beforeAll(async () => {
@@ -28,11 +28,8 @@ describe("autograd", () => {
 
   test("frozen parameters get no gradient and record nothing", async () => {
     const rand = rng(2);
-    const store = new ParamStore(3);
-    const w = store.create("prefix.w", [4, 4], { kind: "normal", std: 1 });
-    const u = store.create("expert.u", [4, 4], { kind: "normal", std: 1 });
-    store.setTrainable("prefix.", false);
-    expect(store.trainable().map(([n]) => n)).toEqual(["expert.u"]);
+    const w = param(randR(rand, [4, 4]), false); // frozen (a prefix weight under train_expert_only)
+    const u = param(randR(rand, [4, 4]));
     const x = param(randR(rand, [2, 4]), false);
     await scopeAsync(async () => {
       const h = op.matmul(x, w);
@@ -41,8 +38,8 @@ describe("autograd", () => {
     });
     expect(w.grad).toBeUndefined();
     expect(u.grad).toBeDefined();
-    store.dispose();
-    x.dispose();
+    u.grad!.dispose();
+    for (const t of [w, u, x]) t.dispose();
   });
 
   test("detach stops the gradient; noGrad records nothing", async () => {
@@ -73,26 +70,27 @@ describe("autograd", () => {
 });
 
 describe("attention with a cached K/V prefix", () => {
-  test("suffix queries over cached prefix K/V equal the same rows of a full pass", async () => {
-    const [B, Tp, Ts, C, H] = [2, 5, 3, 8, 2];
+  test("suffix queries over cached prefix K/V equal the same rows of a full pass (the policy's layer)", async () => {
+    const [B, Tp, Ts] = [2, 5, 3];
+    const dims = { C: 8, heads: 2, hd: 3, hidden: 16 };
     const rand = rng(6);
-    const store = new ParamStore(7);
-    const block = new TransformerBlock(store, "blk", C, H, 16);
-    const xp = randR(rand, [B, Tp, C]);
-    const xs = randR(rand, [B, Ts, C]);
+    const g = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    const p = layerParams(dims, g);
+    const xp = randR(rand, [B, Tp, dims.C]);
+    const xs = randR(rand, [B, Ts, dims.C]);
     await scopeAsync(async () => {
       const prefix = Tensor.from(Float32Array.from(xp.data), xp.shape);
       const suffix = Tensor.from(Float32Array.from(xs.data), xs.shape);
-      const blocks = [Tp, 1, Ts - 1];
-      const full = block.forward(op.concat([prefix, suffix], 1), { mask: attentionMask(blocks, { batch: B }) }).y;
-      const { kv } = noGrad(() => block.forward(prefix, { mask: attentionMask([Tp], { batch: B }) }));
-      const mask = attentionMask(blocks, { batch: B, queryStart: Tp });
-      const cached = block.forward(suffix, { mask, prefix: kv }).y;
-      const again = block.forward(suffix, { mask, prefix: kv }).y; // the cache is reused, not consumed
+      const blocks = [Tp, 1, Ts - 1]; // prefix | state | actions
+      const full = layer(p, op.concat([prefix, suffix], 1), blockBias(blocks, B), dims).y;
+      const { kv } = noGrad(() => layer(p, prefix, blockBias([Tp], B), dims));
+      const bias = blockBias(blocks, B, Tp);
+      const cached = layer(p, suffix, bias, dims, kv).y;
+      const again = layer(p, suffix, bias, dims, kv).y; // the cache is reused, not consumed
       const want = await op.slice(full, 1, Tp, Tp + Ts).read();
       expectClose(await cached.read(), want, "suffix rows with cached prefix K/V", 1e-5, 1e-5);
       expectClose(await again.read(), want, "second call on the same cache", 0, 0);
     });
-    store.dispose();
+    for (const t of p.values()) t.dispose();
   });
 });

@@ -1,5 +1,5 @@
-// Test helpers: seeded random reference tensors, upload as parameters, and closeness checks that
-// name the shape and the max difference when they fail.
+// Test helpers: seeded random reference tensors, upload as parameters, and the one closeness check
+// every test uses (expectClose), which names the shape and the max difference when it fails.
 import { expect } from "bun:test";
 import type { R } from "../../src/gpu/reference.ts";
 import { Tensor, shapeStr } from "../../src/gpu/tensor.ts";
@@ -44,7 +44,10 @@ export function maxDiff(got: ArrayLike<number>, want: ArrayLike<number>): { diff
   return { diff, at, scale };
 }
 
-/** |got − want| ≤ atol + rtol·max|want| everywhere; the message names the shape, index and values. */
+/**
+ * |got − want| ≤ atol + rtol·max|want| everywhere; the message names the shape, index and values.
+ * DEXRL_SHOW_DIFFS=1 prints every comparison, passing ones too (for recording the max diffs seen).
+ */
 export function expectClose(got: ArrayLike<number>, want: R | ArrayLike<number>, label: string, atol = 1e-5, rtol = 1e-4): void {
   const w = "data" in want ? want.data : want;
   const shape = "shape" in want ? shapeStr(want.shape) : `[${w.length}]`;
@@ -52,6 +55,7 @@ export function expectClose(got: ArrayLike<number>, want: R | ArrayLike<number>,
   const { diff, at, scale } = maxDiff(got, w);
   const tol = atol + rtol * scale;
   const msg = `${label} ${shape}: max diff ${diff.toExponential(3)} at ${at} (got ${got[at]}, want ${w[at]}), tolerance ${tol.toExponential(3)}`;
+  if (process.env.DEXRL_SHOW_DIFFS) console.log(`${diff <= tol ? "ok  " : "FAIL"} ${(diff / tol).toFixed(3)} of tolerance: ${msg}`);
   expect(diff <= tol, msg).toBe(true);
 }
 

@@ -2,28 +2,36 @@
 // bind groups and pipelines all stay at their step-50 counts.
 import { beforeAll, expect, test } from "bun:test";
 import { backward } from "../../src/gpu/autograd.ts";
-import { Linear, ParamStore } from "../../src/gpu/nn.ts";
 import * as op from "../../src/gpu/ops.ts";
 import { AdamW } from "../../src/gpu/optim.ts";
 import { Rng } from "../../src/gpu/random.ts";
 import { cacheStats, initEngine, poolStats, sync } from "../../src/gpu/runtime.ts";
-import { scope } from "../../src/gpu/tensor.ts";
+import { Tensor, keep, scope } from "../../src/gpu/tensor.ts";
 
 beforeAll(async () => {
   await initEngine();
 });
 
 test("2,000 optimizer steps keep device memory flat", async () => {
-  const store = new ParamStore(1);
-  const fc1 = new Linear(store, "fc1", 4, 8);
-  const head = new Linear(store, "value_head", 8, 1);
-  const opt = new AdamW([{ params: store.trainable("fc1"), lr: 1e-3 }, { params: store.trainable("value_head"), lr: 1e-2 }], { maxGradNorm: 1 });
+  const init = new Rng(1);
+  const trainable = (shape: number[], std: number) => {
+    const z = init.normal(shape);
+    const t = keep(op.noGrad(() => op.scale(z, std)));
+    z.dispose();
+    t.requiresGrad = true;
+    return t;
+  };
+  // A GELU MLP and a value head, linears as the policy writes them (x·W + b).
+  const fc1 = { weight: trainable([4, 8], 0.5), bias: trainable([8], 0.1) };
+  const head = { weight: trainable([8, 1], 0.35), bias: trainable([1], 0.1) };
+  const linear = (x: Tensor, l: typeof fc1) => op.add(op.matmul(x, l.weight), l.bias);
+  const opt = new AdamW([{ params: [["fc1.weight", fc1.weight], ["fc1.bias", fc1.bias]], lr: 1e-3 }, { params: [["value_head.weight", head.weight], ["value_head.bias", head.bias]], lr: 1e-2 }], { maxGradNorm: 1 });
   const rng = new Rng(5);
   const step = () =>
     scope(() => {
       const x = rng.normal([6, 4]);
       const target = op.sum(x, 1, true);
-      backward(op.mse(head.forward(op.gelu(fc1.forward(x))), target));
+      backward(op.mse(linear(op.gelu(linear(x, fc1)), head), target));
       opt.update();
       opt.zeroGrad();
     });
@@ -35,7 +43,7 @@ test("2,000 optimizer steps keep device memory flat", async () => {
   const end = { ...poolStats, ...cacheStats() };
   const lossAfter = await scope(() => {
     const x = rng.normal([64, 4]);
-    return op.mse(head.forward(op.gelu(fc1.forward(x))), op.sum(x, 1, true));
+    return op.mse(linear(op.gelu(linear(x, fc1)), head), op.sum(x, 1, true));
   }).item();
   expect(end.created, `buffers created: ${warm.created} at step 50, ${end.created} at step 2000`).toBe(warm.created);
   expect(end.createdBytes).toBe(warm.createdBytes);
@@ -48,5 +56,5 @@ test("2,000 optimizer steps keep device memory flat", async () => {
   // The loop really trained: the sum of 4 inputs is easy to fit.
   expect(lossAfter, `mse after 2,000 steps: ${lossAfter}`).toBeLessThan(0.5);
   opt.dispose();
-  store.dispose();
+  for (const t of [fc1.weight, fc1.bias, head.weight, head.bias]) t.dispose();
 }, 60_000);

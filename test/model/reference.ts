@@ -1,9 +1,10 @@
-// A float64 forward of the policy written from the architecture in src/model/config.ts with plain
-// loops, as the independent reference for the ONNX export (and later the WebGPU model).
-import { dims, timeEmbedding, type ModelConfig } from "../../src/model/config.ts";
+// A float64 forward of the policy written from the architecture table in src/model/config.ts with
+// plain loops (its own attention, norms, time embedding and heads; nothing from the engine), the
+// independent reference that the policy's programs on WebGPU and traced into ONNX are tested against.
+import { dims, NOISE_STD_RANGE, type ModelConfig } from "../../src/model/config.ts";
 
 type P = Map<string, Float32Array>;
-type M = { rows: number; cols: number; a: Float64Array }; // row-major matrix
+export type M = { rows: number; cols: number; a: Float64Array }; // row-major matrix
 
 const mat = (rows: number, cols: number): M => ({ rows, cols, a: new Float64Array(rows * cols) });
 
@@ -78,6 +79,8 @@ export interface RefPrefix {
   k: M[]; // per layer [T, h·hd]
   v: M[];
   keyMask: boolean[]; // [T]
+  /** value_after_vlm: the mean of the final-normed prefix outputs over the valid tokens [width]. */
+  pooled?: Float64Array;
 }
 
 /** The prefix of one example: images uint8 [V, S, S, 3], token ids and mask [L]. */
@@ -128,15 +131,37 @@ export function refPrefix(c: ModelConfig, p: P, images: Uint8Array, ids: ArrayLi
     x = add(x, linear(att, p, `${pre}.o_proj`));
     x = add(x, mlp(norm(x, p, `${pre}.post_norm`, "rms"), p, pre));
   }
-  return { k: ks, v: vs, keyMask };
+  if (!(c.add_value_head && c.value_after_vlm)) return { k: ks, v: vs, keyMask };
+  const out = norm(x, p, "prefix.final_norm", "rms");
+  const pooled = new Float64Array(c.width);
+  const n = keyMask.filter(Boolean).length;
+  keyMask.forEach((valid, t) => {
+    if (valid) for (let i = 0; i < c.width; i++) pooled[i] += out.a[t * c.width + i]! / n;
+  });
+  return { k: ks, v: vs, keyMask, pooled };
 }
 
-/** Velocity [H, action_dim] of the expert at time t for one example (state already normalised). */
-export function refVelocity(c: ModelConfig, p: P, prefix: RefPrefix, stateN: ArrayLike<number>, xt: Float64Array, t: number): M {
+/** The sin-cos embedding of flow time t (openpi: periods 4e-3 … 4.0, the sines then the cosines). */
+export function refTimeEmbedding(t: number, width: number): Float64Array {
+  const half = width / 2;
+  const out = new Float64Array(width);
+  for (let i = 0; i < half; i++) {
+    const period = 4e-3 * Math.pow(4.0 / 4e-3, i / (half - 1));
+    out[i] = Math.sin((2 * Math.PI * t) / period);
+    out[half + i] = Math.cos((2 * Math.PI * t) / period);
+  }
+  return out;
+}
+
+/**
+ * The expert at flow time t (or given its embedding [W]) for one example (state already normalised):
+ * the velocity [H, action_dim] and the final-normed outputs of the action tokens [H, W].
+ */
+export function refExpert(c: ModelConfig, p: P, prefix: RefPrefix, stateN: ArrayLike<number>, xt: ArrayLike<number>, t: number | ArrayLike<number>): { velocity: M; actionOut: M } {
   const W = c.expert_width;
   const stateTok = linear({ rows: 1, cols: c.state_dim, a: Float64Array.from(stateN) }, p, "state_proj");
-  const act = linear({ rows: c.horizon, cols: c.action_dim, a: xt }, p, "action_in_proj");
-  const te = timeEmbedding(t, W);
+  const act = linear({ rows: c.horizon, cols: c.action_dim, a: Float64Array.from(xt) }, p, "action_in_proj");
+  const te = typeof t === "number" ? refTimeEmbedding(t, W) : t;
   const cat = mat(c.horizon, 2 * W);
   for (let r = 0; r < c.horizon; r++)
     for (let i = 0; i < W; i++) {
@@ -158,5 +183,28 @@ export function refVelocity(c: ModelConfig, p: P, prefix: RefPrefix, stateN: Arr
     y = add(y, mlp(norm(y, p, `${pre}.post_norm`, "rms"), p, pre));
   }
   const out = norm(y, p, "expert.final_norm", "rms");
-  return linear({ rows: c.horizon, cols: W, a: out.a.slice(W) }, p, "action_out_proj");
+  const actionOut = { rows: c.horizon, cols: W, a: out.a.slice(W) };
+  return { velocity: linear(actionOut, p, "action_out_proj"), actionOut };
+}
+
+/** The velocity alone. */
+export const refVelocity = (c: ModelConfig, p: P, prefix: RefPrefix, stateN: ArrayLike<number>, xt: ArrayLike<number>, t: number | ArrayLike<number>): M =>
+  refExpert(c, p, prefix, stateN, xt, t).velocity;
+
+/** The value: the head on the mean of the action tokens' outputs, or on the pooled prefix (value_after_vlm). */
+export function refValue(c: ModelConfig, p: P, prefix: RefPrefix, actionOut: M): number {
+  let input: Float64Array;
+  if (c.value_after_vlm) input = prefix.pooled!;
+  else {
+    input = new Float64Array(actionOut.cols);
+    for (let r = 0; r < actionOut.rows; r++) for (let i = 0; i < actionOut.cols; i++) input[i] += actionOut.a[r * actionOut.cols + i]! / actionOut.rows;
+  }
+  return linear({ rows: 1, cols: input.length, a: input }, p, "value_head").a[0]!;
+}
+
+/** Flow-Noise's learned std [H, action_dim]: log σ² squashed by tanh into log of NOISE_STD_RANGE². */
+export function refNoiseStd(p: P, actionOut: M): M {
+  const h = linear(map(linear(map(linear(actionOut, p, "noise_head.fc1"), Math.tanh), p, "noise_head.fc2"), Math.tanh), p, "noise_head.out");
+  const [lo, hi] = NOISE_STD_RANGE.map((s) => 2 * Math.log(s)) as [number, number];
+  return map(h, (v) => Math.exp(0.5 * (lo + ((hi - lo) * (Math.tanh(v) + 1)) / 2)));
 }
