@@ -10,6 +10,7 @@ import { enableDebug } from "./log/console.ts";
 
 /** Each command lives in src/commands/<name>.ts and is loaded only when used. */
 const subCommands: SubCommandsDef = {
+  collect: () => import("./commands/collect.ts").then((m) => m.default),
   config: () => import("./commands/config.ts").then((m) => m.default),
   doctor: () => import("./commands/doctor.ts").then((m) => m.default),
   eval: () => import("./commands/eval.ts").then((m) => m.default),

@@ -1,7 +1,7 @@
 // Scripted expert: from the simulator's true poses, pinches bowl_1's rim, lifts it, carries it over
 // the plate and lowers it there, emitting the same normalized 7-D actions a policy emits.
 import { POS_SCALE, ROT_SCALE } from "./controller.ts";
-import type { LiberoEnv } from "./env.ts";
+import type { LiberoEnv, Observation } from "./env.ts";
 import { BOWL, CABINET, CABINET_GEOM, STOVE_GEOM } from "./objects.ts";
 import { PANDA_BASE_POS } from "./panda.ts";
 import { fixtureToWorld } from "./tasks.ts";
@@ -282,14 +282,26 @@ function wrapHalfTurn(a: number): number {
   return a;
 }
 
-/** Runs one expert episode from a fresh reset; returns whether it succeeded and its length. */
+/** Runs one expert episode from a fresh reset to a fixed initial state; returns whether it succeeded and its length. */
 export function runExpertEpisode(env: LiberoEnv, taskId: number, initStateId: number, maxSteps = 240): { success: boolean; steps: number } {
   env.reset(taskId, initStateId);
+  return runExpert(env, maxSteps);
+}
+
+/**
+ * Runs the expert from the env's current (just reset) state until success or `maxSteps`.
+ * `onStep` sees each step's observation (what a policy would see, its poses up to date) and the
+ * action then executed.
+ */
+export function runExpert(env: LiberoEnv, maxSteps: number, onStep?: (obs: Observation, action: number[]) => void): { success: boolean; steps: number } {
   const expert = new ScriptedExpert();
   expert.reset(env);
   for (let t = 0; t < maxSteps; t++) {
-    const r = env.step(expert.act(env));
-    if (r.success) return { success: true, steps: t + 1 };
+    const action = expert.act(env);
+    // Observed after act, so that recording does not change what the expert does: observation()
+    // brings the poses up to date with qpos, and act sees those of the last substep either way.
+    if (onStep) onStep(env.observation(), action);
+    if (env.step(action).success) return { success: true, steps: t + 1 };
   }
   return { success: false, steps: maxSteps };
 }

@@ -99,6 +99,18 @@ export function rotationBetween(from: ArrayLike<number>, to: ArrayLike<number>):
   return [(v[0] / s) * angle, (v[1] / s) * angle, (v[2] / s) * angle];
 }
 
+/** Mixes integers into one 32-bit seed (murmur3-style finalizer after each), order-sensitive. */
+export function hashInts(...xs: number[]): number {
+  let h = 0x811c9dc5;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x9e3779b1) >>> 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+    h = (h ^ (h >>> 16)) >>> 0;
+  }
+  return h;
+}
+
 /** A seeded random stream (mulberry32) with uniform and normal draws: same seed, same numbers everywhere. */
 export class Rng {
   private state: number;

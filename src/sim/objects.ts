@@ -91,11 +91,12 @@ export const CABINET_GEOM = {
   /** Drawer vertical spans (bottom, top) from the mesh. */
   drawerZ: { top: [0.148, 0.219], middle: [0.078, 0.149], bottom: [0.009, 0.079] },
   /** Drawer centres (the `*_region` sites) when closed. */
-  drawerXY: [0.0033, 0.0113],
+  drawerXY: [0.00328, 0.01128],
   /** Top drawer floor surface (local z) that a bowl in the drawer rests on. */
   topDrawerFloor: 0.148 + 0.007,
-  /** `top_side` site: the cabinet's top surface. */
-  topSide: [0.0035, 0.0157, 0.2215],
+  /** `top_side` site: the cabinet's top surface, and its size (half extents, as wooden_cabinet.xml writes them). */
+  topSide: [0.00354, 0.01567, 0.22152],
+  topSideSize: [0.12534, 0.09438, 0.00147],
 } as const;
 
 function drawer(level: (typeof DRAWERS)[number]): string {
@@ -127,7 +128,7 @@ function cabinet(): string {
   return el(
     "body",
     { name: CABINET, pos: [0.03, -0.27, 0.905] },
-    el("site", { name: `${CABINET}_top_side`, pos: CABINET_GEOM.topSide, size: [0.125, 0.094, 0.0015], type: "box", rgba: [0, 1, 0, 0], group: 4 }),
+    el("site", { name: `${CABINET}_top_side`, pos: CABINET_GEOM.topSide, size: CABINET_GEOM.topSideSize, type: "box", rgba: [0, 1, 0, 0], group: 4 }),
     b([-0.118, yc, 0.114], [0.005, hy, 0.109]),
     b([0.126, yc, 0.114], [0.005, hy, 0.109]),
     b([0.004, yBack - 0.005, 0.114], [0.127, 0.005, 0.109]),
@@ -137,8 +138,8 @@ function cabinet(): string {
   );
 }
 
-/** Stove geometry in its local frame: knob at the origin, burner at +x. */
-export const STOVE_GEOM = { burner: [0.15, 0, 0], burnerTop: 0.028 } as const;
+/** Stove geometry in its local frame: knob at the origin, burner (and its `cook_region` site, size as flat_stove.xml writes it) at +x. */
+export const STOVE_GEOM = { burner: [0.15, 0, 0], burnerTop: 0.028, cookRegionSize: [0.075, 0.075, 0.0025] } as const;
 
 /** Flat stove (fixture): burner block with its cooking plate, and a knob on a hinge. */
 function stove(): string {
@@ -148,7 +149,7 @@ function stove(): string {
     el(
       "body",
       { name: `${STOVE}_burner`, pos: STOVE_GEOM.burner },
-      el("site", { name: `${STOVE}_cook_region`, size: [0.075, 0.075, 0.0025], type: "box", rgba: [0, 1, 0, 0], group: 4 }),
+      el("site", { name: `${STOVE}_cook_region`, size: STOVE_GEOM.cookRegionSize, type: "box", rgba: [0, 1, 0, 0], group: 4 }),
       solid({ type: "box", pos: [0, 0, 0.005], size: [0.095, 0.095, 0.02], rgba: STOVE_BLACK }),
       solid({ type: "box", pos: [0, 0, 0.025], size: [0.065, 0.065, 0.003], rgba: [0.22, 0.22, 0.22, 1] }),
       visual({ type: "cylinder", pos: [0, 0, 0.0285], size: [0.05, 0.0006], rgba: [0.45, 0.12, 0.08, 1] }),

@@ -1,4 +1,5 @@
 // Messages between the vectorized env (main thread) and its sim workers, and the per-env results.
+import type { InitState } from "./tasks.ts";
 
 /** Options every env of a vector shares. */
 export interface EpisodeOptions {
@@ -59,6 +60,7 @@ export type Request =
   | { op: "step"; actions: Float32Array; chunk: number }
   | { op: "expert" }
   | { op: "expertEpisode"; spec: ResetSpec; maxSteps: number; seed: number }
+  | { op: "expertRecord"; init: InitState; maxSteps: number; seed: number }
   | { op: "close" };
 
 /** A scripted-expert episode run start to end inside a worker. */
@@ -67,6 +69,18 @@ export interface ExpertEpisode {
   initState: number;
   success: boolean;
   steps: number;
+}
+
+/** A scripted-expert episode from any initial state, with what was observed and done at each of its T steps. */
+export interface ExpertRecording {
+  success: boolean;
+  steps: number; // T
+  states: Float32Array; // (T, 8) the observation's 8-D state before each action
+  actions: Float32Array; // (T, 7) the actions executed
+  geomXpos: Float32Array; // (T, ngeom, 3) poses to render each step's images from
+  geomXmat: Float32Array; // (T, ngeom, 9)
+  camXpos: Float32Array; // (T, ncam, 3)
+  camXmat: Float32Array; // (T, ncam, 9)
 }
 
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

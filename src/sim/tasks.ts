@@ -1,6 +1,7 @@
-// The 10 LIBERO-Spatial tasks, their placement regions, and the 50 fixed initial states per task,
-// generated from a fixed seed by LIBERO's region rules (libero-spatial.md §1.1–1.2).
-import { Rng } from "./math.ts";
+// The 10 LIBERO-Spatial tasks, their placement regions, the 50 fixed initial states per task
+// (generated from a fixed seed by LIBERO's placement rules, libero-spatial.md §1.1–1.2), and the
+// training streams of further states from the same distribution that demonstrations are collected on.
+import { hashInts, Rng } from "./math.ts";
 import { CABINET_GEOM, OBJECTS, STOVE_GEOM, type ObjectName } from "./objects.ts";
 import { PANDA_INIT_QPOS } from "./panda.ts";
 
@@ -26,18 +27,50 @@ export interface Task {
   bowl2: Support;
 }
 
-/** Effective sampled centre ranges of the table regions (§1.1: U(min + r, max − r) with r = 0.025). */
-export const TABLE_REGIONS = {
-  plate_region: { x: [0.045, 0.075], y: [0.165, 0.235] },
-  next_to_plate_region: { x: [-0.005, 0.025], y: [0.295, 0.325] },
-  box_region: { x: [0.055, 0.085], y: [0.015, 0.045] },
-  next_to_box_region: { x: [0.115, 0.145], y: [-0.085, -0.055] },
-  between_plate_ramekin_region: { x: [-0.075, -0.025], y: [0.185, 0.215] },
-  ramekin_region: { x: [-0.215, -0.185], y: [0.185, 0.215] },
-  next_to_ramekin_region: { x: [-0.195, -0.165], y: [0.305, 0.335] },
-  table_center: { x: [-0.075, -0.075], y: [-0.015, 0.015] },
-} as const satisfies Record<string, { x: readonly [number, number]; y: readonly [number, number] }>;
-export type TableRegion = keyof typeof TABLE_REGIONS;
+/**
+ * The table regions' `:ranges` (x_min, y_min, x_max, y_max; world metres, table centre at 0,0), copied
+ * from the `:regions` block that all 10 LIBERO-Spatial BDDL files share.
+ */
+export const BDDL_TABLE_REGIONS = {
+  plate_region: [0.05, 0.19, 0.07, 0.21],
+  next_to_plate_region: [0.0, 0.3, 0.02, 0.32],
+  box_region: [0.06, 0.02, 0.08, 0.04],
+  next_to_box_region: [0.12, -0.08, 0.14, -0.06],
+  between_plate_ramekin_region: [-0.06, 0.19, -0.04, 0.21],
+  ramekin_region: [-0.21, 0.19, -0.19, 0.21],
+  next_to_ramekin_region: [-0.19, 0.31, -0.17, 0.33],
+  table_center: [-0.1, -0.01, -0.05, 0.01],
+} as const satisfies Record<string, readonly [number, number, number, number]>;
+export type TableRegion = keyof typeof BDDL_TABLE_REGIONS;
+
+/** `horizontal_radius` of the four small objects (the x of their `horizontal_radius_site`). */
+export const HORIZONTAL_RADIUS = 0.025;
+/** `top_offset` and `bottom_offset` z of the small objects (`top_site`, `bottom_site`), and of the cabinet and stove. */
+const OBJECT_TOP = 0.04;
+const OBJECT_BOTTOM = -0.06;
+const FIXTURE_RADIUS = 0.045;
+const FIXTURE_TOP = 0.045;
+
+/**
+ * TableRegionSampler's draw interval for one axis: `np.random.uniform(low=min + r, high=max − r)`
+ * (ensure_object_boundary_in_range). A region narrower than 2r gives an inverted interval, which
+ * numpy samples all the same (`low + (high − low)·u`): centre ± (r − width/2).
+ */
+const drawInterval = (min: number, max: number): [number, number] => [min + HORIZONTAL_RADIUS, max - HORIZONTAL_RADIUS];
+
+/**
+ * Effective sampled centre ranges of the table regions, [lo, hi] per axis (libero-spatial.md §1.1).
+ * Every 2 cm range becomes centre ± 1.5 cm: plate y 0.185–0.215 and bowl-between-plate-and-ramekin
+ * x −0.065…−0.035 (the table in libero-spatial.md §1.1 gives 0.165–0.235 and −0.075…−0.025 for
+ * these two, which its own rule does not give; the decoded task-0 states, bowl x −0.064…−0.035,
+ * agree with the rule).
+ */
+export const TABLE_REGIONS = Object.fromEntries(
+  Object.entries(BDDL_TABLE_REGIONS).map(([name, [x0, y0, x1, y1]]) => {
+    const sorted = ([a, b]: [number, number]) => [Math.min(a, b), Math.max(a, b)] as const;
+    return [name, { x: sorted(drawInterval(x0, x1)), y: sorted(drawInterval(y0, y1)) }];
+  }),
+) as Record<TableRegion, { x: readonly [number, number]; y: readonly [number, number] }>;
 
 /** Fixture regions: exact ranges (fixtures don't shrink); cabinet yaw 152.5°–156.1°, stove yaw 0. */
 export const FIXTURE_REGIONS = {
@@ -96,19 +129,6 @@ export const INIT_FINGERS = [0.020833, -0.020833] as const;
 /** Top drawer opening for task 4 (`Open`: qpos in [−0.16, −0.14]). */
 const OPEN_RANGE = [-0.16, -0.14] as const;
 
-/**
- * Footprint radii (m) used to keep table objects from spawning inside each other. LIBERO checks
- * only its 0.025 `horizontal_radius`, which lets a dropped bowl land in the plate's rim; these are
- * the radii of our primitives at the height where they would meet (bowl: its wall at plate-rim height).
- */
-const FOOTPRINT: Record<ObjectName, number> = {
-  akita_black_bowl_1: 0.046,
-  akita_black_bowl_2: 0.046,
-  plate_1: 0.0685,
-  glazed_rim_porcelain_ramekin_1: 0.0445,
-  cookies_1: 0.045,
-};
-
 const pick = (rng: Rng, r: readonly [number, number]) => rng.uniform(r[0], r[1]);
 
 export function sampleFixtures(rng: Rng): { cabinet: FixturePose; stove: FixturePose } {
@@ -126,64 +146,110 @@ export function fixtureToWorld(f: FixturePose, local: readonly number[]): [numbe
   return [f.x + c * local[0]! - s * local[1]!, f.y + s * local[0]! + c * local[1]!];
 }
 
-function placeBowl(rng: Rng, support: Support, objects: Partial<Record<ObjectName, ObjectPose>>, fx: { cabinet: FixturePose; stove: FixturePose }, drawers: number[]): ObjectPose {
-  switch (support.kind) {
-    case "table": {
-      const r = TABLE_REGIONS[support.region];
-      return [pick(rng, r.x), pick(rng, r.y), SPAWN_Z.table, ...YAW90];
-    }
-    case "on": {
-      const o = objects[support.object]!;
-      return [o[0], o[1], SPAWN_Z.onObject, ...YAW90];
-    }
-    case "stove": {
-      const [x, y] = fixtureToWorld(fx.stove, [STOVE_GEOM.burner[0] + rng.uniform(-0.01, 0.01), STOVE_GEOM.burner[1] + rng.uniform(-0.01, 0.01)]);
-      return [x, y, SPAWN_Z.stove, ...YAW90];
-    }
-    case "cabinet_top": {
-      const t = CABINET_GEOM.topSide;
-      const [x, y] = fixtureToWorld(fx.cabinet, [t[0] + rng.uniform(-0.03, 0.03), t[1] + rng.uniform(-0.02, 0.02)]);
-      return [x, y, SPAWN_Z.cabinetTop, ...YAW90];
-    }
-    case "top_drawer": {
-      const [dx, dy] = CABINET_GEOM.drawerXY;
-      const [x, y] = fixtureToWorld(fx.cabinet, [dx, dy + drawers[0]!]);
-      return [x, y, SPAWN_Z.topDrawer, ...YAW90];
-    }
+/**
+ * Offset ranges (world axes) of SiteRegionRandomSampler around a site: LIBERO halves the site's
+ * `size[:2]` (already half extents) and shrinks that by the horizontal radius: ±0.0377 × ±0.0222 on
+ * the cabinet's `top_side`, ±0.0125 on the stove's `cook_region`.
+ */
+const siteRange = (size: number): [number, number] => [-size / 2 + HORIZONTAL_RADIUS, size / 2 - HORIZONTAL_RADIUS];
+export const SITE_OFFSETS = {
+  cabinet_top: { x: siteRange(CABINET_GEOM.topSideSize[0]), y: siteRange(CABINET_GEOM.topSideSize[1]) },
+  stove: { x: siteRange(STOVE_GEOM.cookRegionSize[0]), y: siteRange(STOVE_GEOM.cookRegionSize[1]) },
+} as const;
+
+/** What LIBERO's overlap check knows of an object already placed: origin, horizontal radius, top offset. */
+interface Placed {
+  x: number;
+  y: number;
+  z: number;
+  radius: number;
+  top: number;
+}
+
+/**
+ * LIBERO's `ensure_valid_placement`: a candidate (a small object, radius 0.025, bottom offset −0.06)
+ * is refused when its xy is within the sum of horizontal radii of an object placed before it (`<=`)
+ * and its origin is at most (that object's top offset − its own bottom offset) above that object's.
+ */
+const overlaps = (x: number, y: number, z: number, placed: Placed[]) =>
+  placed.some((o) => Math.hypot(x - o.x, y - o.y) <= o.radius + HORIZONTAL_RADIUS && z - o.z <= o.top - OBJECT_BOTTOM);
+
+/** A sampler's retry loop: up to 5000 draws of this one object; the objects placed before it stay. */
+function drawValid(draw: () => [number, number], z: number, placed: Placed[], what: string): [number, number] {
+  for (let i = 0; i < 5000; i++) {
+    const [x, y] = draw();
+    if (!overlaps(x, y, z, placed)) return [x, y];
   }
+  throw new Error(`cannot place ${what} (LIBERO's RandomizationError)`);
 }
 
 const attachment = (s: Support) => (s.kind === "stove" ? "stove" : s.kind === "cabinet_top" || s.kind === "top_drawer" ? "cabinet" : undefined);
 
-/** One initial state of `task`, drawn from `rng`; table objects are re-drawn until their footprints are apart. */
+/**
+ * One initial state of `task`, drawn from `rng` the way LIBERO's reset places objects
+ * (`bddl_base_domain._add_placement_initializer`, libero-spatial.md §1.1):
+ * 1. the `Open` drawer joint, U(−0.16, −0.14);
+ * 2. in `:init` order (bowls on table regions, plate, cookies, ramekin), each object drawn in its
+ *    region's centre range and re-drawn alone while it overlaps one placed before it; then the
+ *    cabinet and stove in their regions, unchecked;
+ * 3. bowls on a fixture site (cabinet `top_side`, stove `cook_region`): the site's world position
+ *    plus an offset in world axes (SITE_OFFSETS), overlap-checked the same way;
+ * 4. a bowl in the top drawer: exactly at its `top_region` site (the drawer pulled open);
+ * 5. a bowl on another object: at that object's x, y, unchecked.
+ * Heights are the spawn heights of LIBERO's states; every object gets the +90° yaw. With these
+ * regions the overlap check never binds in LIBERO-Spatial (the closest pair, a bowl next to the
+ * plate, is ≥ 8 cm from it), so objects are as close as LIBERO puts them: a dropped bowl can land on
+ * the plate's rim, the ramekin's or the cookie box's edge, as in LIBERO.
+ */
 export function sampleInitState(task: Task, index: number, rng: Rng): InitState {
   const arm = PANDA_INIT_QPOS.map((q) => q + 0.02 * rng.normal());
-  const fx = sampleFixtures(rng);
   const drawers: [number, number, number] = [task.bowl1.kind === "top_drawer" ? pick(rng, OPEN_RANGE) : 0, 0, 0];
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const objects: Partial<Record<ObjectName, ObjectPose>> = {};
-    const onTable = (name: ObjectName, region: TableRegion) => {
-      const r = TABLE_REGIONS[region];
-      objects[name] = [pick(rng, r.x), pick(rng, r.y), SPAWN_Z.table, ...YAW90];
-    };
-    onTable("plate_1", "plate_region");
-    onTable("cookies_1", "box_region");
-    onTable("glazed_rim_porcelain_ramekin_1", "ramekin_region");
-    objects.akita_black_bowl_1 = placeBowl(rng, task.bowl1, objects, fx, drawers);
-    objects.akita_black_bowl_2 = placeBowl(rng, task.bowl2, objects, fx, drawers);
-    const tableObjects = OBJECTS.filter((n) => !n.startsWith("akita") || (n.endsWith("1") ? task.bowl1 : task.bowl2).kind === "table");
-    const clear = tableObjects.every((a, i) =>
-      tableObjects.slice(i + 1).every((b) => Math.hypot(objects[a]![0] - objects[b]![0], objects[a]![1] - objects[b]![1]) >= FOOTPRINT[a] + FOOTPRINT[b]),
-    );
-    if (!clear) continue;
-    const attached: InitState["attached"] = {};
-    const a1 = attachment(task.bowl1);
-    const a2 = attachment(task.bowl2);
-    if (a1) attached.akita_black_bowl_1 = a1;
-    if (a2) attached.akita_black_bowl_2 = a2;
-    return { task: task.id, index, arm, objects: objects as Record<ObjectName, ObjectPose>, drawers, cabinet: fx.cabinet, stove: fx.stove, attached };
+  const objects: Partial<Record<ObjectName, ObjectPose>> = {};
+  const placed: Placed[] = [];
+  const put = (name: ObjectName, x: number, y: number, z: number) => {
+    objects[name] = [x, y, z, ...YAW90];
+    placed.push({ x, y, z, radius: HORIZONTAL_RADIUS, top: OBJECT_TOP });
+  };
+  const bowls = [
+    ["akita_black_bowl_1", task.bowl1],
+    ["akita_black_bowl_2", task.bowl2],
+  ] as const;
+  const onRegion: [ObjectName, TableRegion][] = [
+    ...bowls.flatMap(([name, s]) => (s.kind === "table" ? [[name, s.region] as [ObjectName, TableRegion]] : [])),
+    ["plate_1", "plate_region"],
+    ["cookies_1", "box_region"],
+    ["glazed_rim_porcelain_ramekin_1", "ramekin_region"],
+  ];
+  for (const [name, region] of onRegion) {
+    const r = TABLE_REGIONS[region];
+    put(name, ...drawValid(() => [pick(rng, r.x), pick(rng, r.y)], SPAWN_Z.table, placed, `${name} in ${region}`), SPAWN_Z.table);
   }
-  throw new Error(`could not place the objects of task ${task.id} apart from each other`);
+  const fx = sampleFixtures(rng);
+  for (const f of [fx.cabinet, fx.stove]) placed.push({ x: f.x, y: f.y, z: FIXTURE_Z, radius: FIXTURE_RADIUS, top: FIXTURE_TOP });
+  for (const [name, s] of bowls) {
+    if (s.kind !== "cabinet_top" && s.kind !== "stove") continue;
+    const [sx, sy] = s.kind === "stove" ? fixtureToWorld(fx.stove, STOVE_GEOM.burner) : fixtureToWorld(fx.cabinet, CABINET_GEOM.topSide);
+    const o = SITE_OFFSETS[s.kind];
+    const z = s.kind === "stove" ? SPAWN_Z.stove : SPAWN_Z.cabinetTop;
+    put(name, ...drawValid(() => [sx + pick(rng, o.x), sy + pick(rng, o.y)], z, placed, `${name} on ${s.kind}`), z);
+  }
+  for (const [name, s] of bowls) {
+    if (s.kind !== "top_drawer") continue;
+    const [dx, dy] = CABINET_GEOM.drawerXY;
+    put(name, ...drawValid(() => fixtureToWorld(fx.cabinet, [dx, dy + drawers[0]]), SPAWN_Z.topDrawer, placed, `${name} in the top drawer`), SPAWN_Z.topDrawer);
+  }
+  for (const [name, s] of bowls) {
+    if (s.kind !== "on") continue;
+    const o = objects[s.object]!;
+    put(name, o[0], o[1], SPAWN_Z.onObject);
+  }
+  const attached: InitState["attached"] = {};
+  for (const [name, s] of bowls) {
+    const a = attachment(s);
+    if (a) attached[name] = a;
+  }
+  const ordered = Object.fromEntries(OBJECTS.map((n) => [n, objects[n]!])) as Record<ObjectName, ObjectPose>;
+  return { task: task.id, index, arm, objects: ordered, drawers, cabinet: fx.cabinet, stove: fx.stove, attached };
 }
 
 const cache = new Map<number, InitState[]>();
@@ -199,4 +265,30 @@ export function initStates(taskId: number): InitState[] {
     cache.set(taskId, states);
   }
   return states;
+}
+
+/** Salt of the training streams, so that no training seed shares the fixed states' seeds. */
+const TRAINING_STREAM = 0x7a3c91e5;
+
+/**
+ * Initial state `index` of a task's training stream `seed`: drawn by the same rules as the fixed
+ * states, each from an Rng of its own (any index is drawn directly, so collection runs in parallel
+ * and resumes where it stopped), and never one of the 50 fixed evaluation states. mulberry32 streams
+ * of different seeds are shifts of one cycle, so a draw could in principle replay a fixed state;
+ * such a draw is redrawn with the next attempt number.
+ */
+export function trainingInitState(taskId: number, seed: number, index: number): InitState {
+  const task = TASKS[taskId];
+  if (!task) throw new RangeError(`task id ${taskId} is not in 0..${NUM_TASKS - 1}`);
+  for (let attempt = 0; ; attempt++) {
+    const st = sampleInitState(task, index, new Rng(hashInts(TRAINING_STREAM, seed, taskId, index, attempt)));
+    if (!isFixedInitState(st)) return st;
+  }
+}
+
+/** Whether `st` is one of its task's fixed initial states: the same arm posture, object and fixture placement (to 1e-9). */
+export function isFixedInitState(st: InitState): boolean {
+  const numbers = (s: InitState) => [...s.arm, ...OBJECTS.flatMap((n) => s.objects[n].slice(0, 3)), ...s.drawers, s.cabinet.x, s.cabinet.y, s.cabinet.yaw, s.stove.x, s.stove.y];
+  const mine = numbers(st);
+  return initStates(st.task).some((f) => numbers(f).every((v, i) => Math.abs(v - mine[i]!) <= 1e-9));
 }

@@ -3,8 +3,8 @@
 import { DexrlError } from "../errors.ts";
 import { ACTION_DIM, STATE_DIM } from "./env.ts";
 import { Rng } from "./math.ts";
-import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ExpertEpisode, Reply, Request, ResetSpec } from "./protocol.ts";
-import { INIT_STATES_PER_TASK, NUM_TASKS, TASKS } from "./tasks.ts";
+import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ExpertEpisode, ExpertRecording, Reply, Request, ResetSpec } from "./protocol.ts";
+import { INIT_STATES_PER_TASK, NUM_TASKS, TASKS, type InitState } from "./tasks.ts";
 
 export interface VecEnvOptions extends Partial<EpisodeOptions> {
   numEnvs: number;
@@ -113,6 +113,9 @@ export class VecEnv {
   private rng: Rng;
   private seed: number;
   private closed = false;
+  /** Workers free for `recordExpert`, and the calls waiting for one. */
+  private idle: SimWorker[] = [];
+  private waiting: ((w: SimWorker) => void)[] = [];
 
   private constructor(opts: VecEnvOptions) {
     if (!Number.isInteger(opts.numEnvs) || opts.numEnvs < 1) throw new DexrlError(`numEnvs must be a positive integer, got ${opts.numEnvs}`, 2);
@@ -141,6 +144,7 @@ export class VecEnv {
       const infos = await Promise.all(
         v.workers.map((wk, w) => wk.call<{ ngeom: number; ncam: number }>({ op: "init", envs: v.owned[w]!, seeds: v.owned[w]!.map((i) => envSeed(seed, i)), options: v.options })),
       );
+      v.idle = [...v.workers];
       v.ngeom = infos[0]!.ngeom;
       v.ncam = infos[0]!.ncam;
     } catch (err) {
@@ -238,6 +242,24 @@ export class VecEnv {
       }),
     );
     return results;
+  }
+
+  /**
+   * Runs one scripted-expert episode from `init` on the first free worker (waiting for one when all
+   * are busy) and returns it with every step's observation and action. Calls may overlap: up to one
+   * per worker runs at a time. Fixtures are placed from `seed`, so the episode does not depend on
+   * which worker ran it. Do not mix with `reset`/`step` on the same vector.
+   */
+  async recordExpert(init: InitState, maxSteps: number, seed: number): Promise<ExpertRecording> {
+    if (this.closed) throw new DexrlError("the environments are closed");
+    const wk = this.idle.pop() ?? (await new Promise<SimWorker>((resolve) => this.waiting.push(resolve)));
+    try {
+      return await wk.call<ExpertRecording>({ op: "expertRecord", init, maxSteps, seed });
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(wk);
+      else this.idle.push(wk);
+    }
   }
 
   /** Frees the models and ends the worker threads (safe to call twice). */

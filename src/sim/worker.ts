@@ -2,8 +2,8 @@
 // the vectorized env's requests (init, reset, step a chunk, expert actions, close).
 import { LiberoEnv } from "./env.ts";
 import { ManagedEnv } from "./episode.ts";
-import { runExpertEpisode } from "./expert.ts";
-import type { EnvChunk, EnvObs, ExpertEpisode, Reply, Request } from "./protocol.ts";
+import { runExpert, runExpertEpisode } from "./expert.ts";
+import type { EnvChunk, EnvObs, ExpertEpisode, ExpertRecording, Reply, Request } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -40,6 +40,33 @@ async function handle(req: Request): Promise<[unknown, ArrayBuffer[]]> {
       env.seed(seed);
       const r = runExpertEpisode(env, spec.task, spec.initState, maxSteps);
       return [{ task: spec.task, initState: spec.initState, ...r } satisfies ExpertEpisode, []];
+    }
+    case "expertRecord": {
+      const env = envs[0]!.env;
+      env.seed(req.seed);
+      env.resetTo(req.init);
+      const [ng, nc] = [env.ngeom, env.ncam];
+      const rows: { state: Float32Array; action: number[]; gx: Float32Array; gm: Float32Array; cx: Float32Array; cm: Float32Array }[] = [];
+      const r = runExpert(env, req.maxSteps, (o, action) => rows.push({ state: o.state, action, gx: o.geomXpos, gm: o.geomXmat, cx: o.camXpos, cm: o.camXmat }));
+      const T = rows.length;
+      const rec: ExpertRecording = {
+        ...r,
+        states: new Float32Array(T * 8),
+        actions: new Float32Array(T * 7),
+        geomXpos: new Float32Array(T * ng * 3),
+        geomXmat: new Float32Array(T * ng * 9),
+        camXpos: new Float32Array(T * nc * 3),
+        camXmat: new Float32Array(T * nc * 9),
+      };
+      rows.forEach((row, t) => {
+        rec.states.set(row.state, t * 8);
+        rec.actions.set(row.action, t * 7);
+        rec.geomXpos.set(row.gx, t * ng * 3);
+        rec.geomXmat.set(row.gm, t * ng * 9);
+        rec.camXpos.set(row.cx, t * nc * 3);
+        rec.camXmat.set(row.cm, t * nc * 9);
+      });
+      return [rec, [rec.states, rec.actions, rec.geomXpos, rec.geomXmat, rec.camXpos, rec.camXmat].map((a) => a.buffer as ArrayBuffer)];
     }
     case "close":
       for (const e of envs) e.env.delete();

@@ -2,8 +2,8 @@
 // run by `dexrl expert --trials-per-task 50`, recorded in BENCHMARKS.md).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LiberoEnv } from "../../src/sim/env.ts";
-import { runExpertEpisode, ScriptedExpert } from "../../src/sim/expert.ts";
-import { TASKS } from "../../src/sim/tasks.ts";
+import { runExpert, runExpertEpisode, ScriptedExpert } from "../../src/sim/expert.ts";
+import { TASKS, trainingInitState } from "../../src/sim/tasks.ts";
 
 let env: LiberoEnv;
 beforeAll(async () => {
@@ -36,5 +36,32 @@ describe("scripted expert", () => {
     }
     // Arm action components move by less than the full range between consecutive steps.
     expect(maxJump).toBeLessThan(1);
+  }, 60_000);
+
+  test("succeeds where bowl_1 starts resting on the plate's rim (task 0, states 35 and 39)", () => {
+    for (const init of [35, 39]) {
+      env.reset(0, init);
+      expect(env.bodyPose("akita_black_bowl_1").mat[8]!).toBeLessThan(Math.cos((10 * Math.PI) / 180)); // tilted on the rim
+      expect(runExpertEpisode(env, 0, init).success).toBe(true);
+    }
+  }, 60_000);
+
+  test("from training initial states; recording what it observes does not change what it does", () => {
+    for (const task of [2, 7]) {
+      const init = trainingInitState(task, 4, 0);
+      env.seed(11);
+      env.resetTo(init);
+      const plain = runExpert(env, 240);
+      expect(plain.success).toBe(true);
+      env.seed(11);
+      const first = env.resetTo(init);
+      const seen: { state: Float32Array; action: number[] }[] = [];
+      const recorded = runExpert(env, 240, (o, action) => seen.push({ state: o.state, action }));
+      expect(recorded).toEqual(plain);
+      expect(seen.length).toBe(plain.steps);
+      expect(Array.from(seen[0]!.state)).toEqual(Array.from(first.state));
+      // The states seen move: the eef travels to the bowl and the plate.
+      expect(Math.hypot(...[0, 1, 2].map((k) => seen.at(-1)!.state[k]! - first.state[k]!))).toBeGreaterThan(0.1);
+    }
   }, 60_000);
 });

@@ -5,9 +5,28 @@ import { LiberoEnv } from "../../src/sim/env.ts";
 import { Rng } from "../../src/sim/math.ts";
 import { CABINET_GEOM, STOVE_GEOM } from "../../src/sim/objects.ts";
 import { PANDA_INIT_QPOS } from "../../src/sim/panda.ts";
-import { FIXTURE_REGIONS, INIT_STATE_SEED, initStates, sampleInitState, SPAWN_Z, TABLE_REGIONS, TASKS, type FixturePose, type InitState, type Support } from "../../src/sim/tasks.ts";
+import { OBJECTS } from "../../src/sim/objects.ts";
+import { FIXTURE_REGIONS, INIT_STATE_SEED, initStates, isFixedInitState, sampleInitState, SPAWN_Z, TABLE_REGIONS, TASKS, trainingInitState, type FixturePose, type InitState, type Support } from "../../src/sim/tasks.ts";
 
 const within = (v: number, [lo, hi]: readonly [number, number], tol = 1e-9) => v >= Math.min(lo, hi) - tol && v <= Math.max(lo, hi) + tol;
+
+/** The `:ranges` (x_min, y_min, x_max, y_max) of the regions in LIBERO-Spatial's BDDL files, copied here on their own. */
+const BDDL: Record<string, [number, number, number, number]> = {
+  plate_region: [0.05, 0.19, 0.07, 0.21],
+  next_to_plate_region: [0.0, 0.3, 0.02, 0.32],
+  box_region: [0.06, 0.02, 0.08, 0.04],
+  next_to_box_region: [0.12, -0.08, 0.14, -0.06],
+  between_plate_ramekin_region: [-0.06, 0.19, -0.04, 0.21],
+  ramekin_region: [-0.21, 0.19, -0.19, 0.21],
+  next_to_ramekin_region: [-0.19, 0.31, -0.17, 0.33],
+  table_center: [-0.1, -0.01, -0.05, 0.01],
+};
+/** TableRegionSampler draws U(min + 0.025, max − 0.025) per axis, an inverted interval when the region is narrower than 5 cm. */
+const drawn = (lo: number, hi: number): [number, number] => [lo + 0.025, hi - 0.025];
+const inRegion = (x: number, y: number, region: string) => {
+  const [x0, y0, x1, y1] = BDDL[region]!;
+  return within(x, drawn(x0, x1)) && within(y, drawn(y0, y1));
+};
 
 /** Object-frame coordinates of a world xy point in a fixture's frame. */
 function local(f: FixturePose, x: number, y: number): [number, number] {
@@ -15,42 +34,72 @@ function local(f: FixturePose, x: number, y: number): [number, number] {
   return [c * (x - f.x) + s * (y - f.y), -s * (x - f.x) + c * (y - f.y)];
 }
 
+/** World xy of a point in a fixture's frame. */
+function world(f: FixturePose, lx: number, ly: number): [number, number] {
+  const [c, s] = [Math.cos(f.yaw), Math.sin(f.yaw)];
+  return [f.x + c * lx - s * ly, f.y + s * lx + c * ly];
+}
+
 function expectOnSupport(st: InitState, bowl: "akita_black_bowl_1" | "akita_black_bowl_2", support: Support) {
   const [x, y, z] = st.objects[bowl];
+  const where = `${bowl} of task ${st.task} state ${st.index}`;
   switch (support.kind) {
-    case "table": {
-      const r = TABLE_REGIONS[support.region];
-      expect(within(x, r.x) && within(y, r.y)).toBe(true);
+    case "table":
+      expect({ where, inside: inRegion(x, y, support.region) }).toEqual({ where, inside: true });
       expect(z).toBe(SPAWN_Z.table);
       break;
-    }
     case "on": {
+      // ObjectBasedSampler: exactly above the other object.
       const o = st.objects[support.object];
       expect([x, y]).toEqual([o[0], o[1]]);
       expect(z).toBe(SPAWN_Z.onObject);
       break;
     }
     case "stove": {
-      const [lx, ly] = local(st.stove, x, y);
-      expect(Math.abs(lx - STOVE_GEOM.burner[0]) <= 0.01 + 1e-9 && Math.abs(ly) <= 0.01 + 1e-9).toBe(true);
+      // SiteRegionRandomSampler on cook_region (size 0.075): site ± (0.075/2 − 0.025), world axes.
+      const [sx, sy] = world(st.stove, 0.15, 0);
+      expect({ where, dx: Math.abs(x - sx) <= 0.0125 + 1e-9, dy: Math.abs(y - sy) <= 0.0125 + 1e-9 }).toEqual({ where, dx: true, dy: true });
       expect(z).toBe(SPAWN_Z.stove);
       break;
     }
     case "cabinet_top": {
-      const [lx, ly] = local(st.cabinet, x, y);
-      expect(Math.abs(lx - CABINET_GEOM.topSide[0]) <= 0.125 && Math.abs(ly - CABINET_GEOM.topSide[1]) <= 0.094).toBe(true);
+      // SiteRegionRandomSampler on top_side (size 0.12534 × 0.09438): site ± (size/2 − 0.025), world axes.
+      const [sx, sy] = world(st.cabinet, 0.00354, 0.01567);
+      expect({ where, dx: Math.abs(x - sx) <= 0.12534 / 2 - 0.025 + 1e-9, dy: Math.abs(y - sy) <= 0.09438 / 2 - 0.025 + 1e-9 }).toEqual({ where, dx: true, dy: true });
       expect(z).toBe(SPAWN_Z.cabinetTop);
       break;
     }
     case "top_drawer": {
+      // InSiteRegionRandomSampler with a zero range: at the top_region site of the opened drawer.
       const [lx, ly] = local(st.cabinet, x, y);
-      expect(lx).toBeCloseTo(CABINET_GEOM.drawerXY[0], 9);
-      expect(ly).toBeCloseTo(CABINET_GEOM.drawerXY[1] + st.drawers[0], 9);
+      expect(lx).toBeCloseTo(0.00328, 4);
+      expect(ly).toBeCloseTo(0.01128 + st.drawers[0], 4);
       expect(within(st.drawers[0], [-0.16, -0.14])).toBe(true);
       expect(z).toBe(SPAWN_Z.topDrawer);
       break;
     }
   }
+}
+
+/** Checks one initial state against LIBERO's placement rules (libero-spatial.md §1.1–1.2). */
+function expectLiberoPlacement(st: InitState) {
+  const task = TASKS[st.task]!;
+  const o = st.objects;
+  expect({ state: `${st.task}/${st.index}`, plate: inRegion(o.plate_1[0], o.plate_1[1], "plate_region") }).toEqual({ state: `${st.task}/${st.index}`, plate: true });
+  expect(inRegion(o.cookies_1[0], o.cookies_1[1], "box_region")).toBe(true);
+  expect(inRegion(o.glazed_rim_porcelain_ramekin_1[0], o.glazed_rim_porcelain_ramekin_1[1], "ramekin_region")).toBe(true);
+  for (const n of ["plate_1", "cookies_1", "glazed_rim_porcelain_ramekin_1"] as const) expect(o[n][2]).toBe(SPAWN_Z.table);
+  expectOnSupport(st, "akita_black_bowl_1", task.bowl1);
+  expectOnSupport(st, "akita_black_bowl_2", task.bowl2);
+  // ensure_valid_placement: objects on the table are more than 2 × 0.025 apart.
+  const onTable = OBJECTS.filter((n) => o[n][2] === SPAWN_Z.table);
+  for (let i = 0; i < onTable.length; i++)
+    for (let j = i + 1; j < onTable.length; j++) expect(Math.hypot(o[onTable[i]!][0] - o[onTable[j]!][0], o[onTable[i]!][1] - o[onTable[j]!][1])).toBeGreaterThan(0.05);
+  for (const pose of Object.values(o)) expect(pose.slice(3)).toEqual([Math.SQRT1_2, 0, 0, Math.SQRT1_2]);
+  const c = FIXTURE_REGIONS.cabinet;
+  expect(within(st.cabinet.x, [0.02, 0.04]) && within(st.cabinet.y, [-0.28, -0.26]) && within(st.cabinet.yaw, c.yaw)).toBe(true);
+  expect(within(st.stove.x, [-0.42, -0.4]) && within(st.stove.y, [-0.15, -0.13]) && st.stove.yaw === 0).toBe(true);
+  if (task.bowl1.kind !== "top_drawer") expect(st.drawers).toEqual([0, 0, 0]);
 }
 
 describe("tasks", () => {
@@ -61,26 +110,40 @@ describe("tasks", () => {
     expect(new Set(TASKS.map((t) => t.language)).size).toBe(10);
   });
 
-  test("every initial state of every task follows the region rules", () => {
+  test("the table regions' centre ranges are LIBERO's (plate y 0.185–0.215, bowl between plate and ramekin x −0.065…−0.035)", () => {
+    for (const [name, r] of Object.entries(TABLE_REGIONS)) {
+      const [x0, y0, x1, y1] = BDDL[name]!;
+      for (const [got, want] of [[r.x, drawn(x0, x1)], [r.y, drawn(y0, y1)]] as const) {
+        expect(got[0]).toBeCloseTo(Math.min(...want), 12);
+        expect(got[1]).toBeCloseTo(Math.max(...want), 12);
+      }
+    }
+    expect(TABLE_REGIONS.plate_region.y[0]).toBeCloseTo(0.185, 12);
+    expect(TABLE_REGIONS.plate_region.y[1]).toBeCloseTo(0.215, 12);
+    expect(TABLE_REGIONS.between_plate_ramekin_region.x[0]).toBeCloseTo(-0.065, 12);
+    expect(TABLE_REGIONS.table_center.x[1] - TABLE_REGIONS.table_center.x[0]).toBeCloseTo(0, 12);
+  });
+
+  test("all 500 fixed initial states follow LIBERO's placement rules, objects as close as LIBERO puts them", () => {
     const armDev: number[] = [];
+    const plateY: number[] = [];
+    let bowlNearPlate = 0;
     for (const task of TASKS) {
       const states = initStates(task.id);
       expect(states.length).toBe(50);
       for (const st of states) {
-        expect(within(st.objects.plate_1[0], TABLE_REGIONS.plate_region.x) && within(st.objects.plate_1[1], TABLE_REGIONS.plate_region.y)).toBe(true);
-        expect(within(st.objects.cookies_1[0], TABLE_REGIONS.box_region.x) && within(st.objects.cookies_1[1], TABLE_REGIONS.box_region.y)).toBe(true);
-        const ram = st.objects.glazed_rim_porcelain_ramekin_1;
-        expect(within(ram[0], TABLE_REGIONS.ramekin_region.x) && within(ram[1], TABLE_REGIONS.ramekin_region.y)).toBe(true);
-        expectOnSupport(st, "akita_black_bowl_1", task.bowl1);
-        expectOnSupport(st, "akita_black_bowl_2", task.bowl2);
-        for (const pose of Object.values(st.objects)) expect(pose.slice(3)).toEqual([Math.SQRT1_2, 0, 0, Math.SQRT1_2]);
-        const c = FIXTURE_REGIONS.cabinet;
-        expect(within(st.cabinet.x, c.x) && within(st.cabinet.y, c.y) && within(st.cabinet.yaw, c.yaw)).toBe(true);
-        expect(within(st.stove.x, FIXTURE_REGIONS.stove.x) && within(st.stove.y, FIXTURE_REGIONS.stove.y)).toBe(true);
-        if (task.bowl1.kind !== "top_drawer") expect(st.drawers).toEqual([0, 0, 0]);
+        expectLiberoPlacement(st);
         st.arm.forEach((q, i) => armDev.push(q - PANDA_INIT_QPOS[i]!));
+        plateY.push(st.objects.plate_1[1]);
+        const [b, p] = [st.objects.akita_black_bowl_1, st.objects.plate_1];
+        if (task.id === 0 && Math.hypot(b[0] - p[0], b[1] - p[1]) < 0.1) bowlNearPlate++;
       }
     }
+    // Uniform over the whole range, not thinned out near other objects (the plate region's y range is 3 cm).
+    expect(Math.min(...plateY)).toBeLessThan(0.1875);
+    expect(Math.max(...plateY)).toBeGreaterThan(0.2125);
+    // Bowl–plate distance in task 0 is ~triangular on 8–14 cm: about a fifth of the states are under 10 cm.
+    expect(bowlNearPlate).toBeGreaterThan(3);
     // Arm noise N(0, 0.02²) over 3500 draws.
     const mean = armDev.reduce((a, b) => a + b, 0) / armDev.length;
     const std = Math.sqrt(armDev.reduce((a, b) => a + (b - mean) ** 2, 0) / armDev.length);
@@ -94,6 +157,36 @@ describe("tasks", () => {
     const again = Array.from({ length: 50 }, (_, i) => sampleInitState(TASKS[6]!, i, rng));
     expect(again).toEqual(initStates(6));
     expect(initStates(6)).not.toEqual(initStates(8));
+  });
+});
+
+describe("training initial states", () => {
+  test("same rules, same distribution, a pure function of (task, seed, index)", () => {
+    const plateX: number[] = [];
+    for (const task of TASKS)
+      for (let i = 0; i < 50; i++) {
+        const st = trainingInitState(task.id, 1, i);
+        expect([st.task, st.index]).toEqual([task.id, i]);
+        expectLiberoPlacement(st);
+        plateX.push(st.objects.plate_1[0]);
+      }
+    expect(trainingInitState(3, 1, 7)).toEqual(trainingInitState(3, 1, 7));
+    expect(trainingInitState(3, 1, 7)).not.toEqual(trainingInitState(3, 2, 7));
+    expect(trainingInitState(3, 1, 7)).not.toEqual(trainingInitState(3, 1, 8));
+    // Plate x uniform on [0.045, 0.075]: mean 0.06, sd 0.0087, so the mean of 500 is within ±0.0012 at 3σ.
+    expect(Math.abs(plateX.reduce((a, b) => a + b, 0) / plateX.length - 0.06)).toBeLessThan(0.0012);
+  });
+
+  test("none of them is one of the 500 fixed evaluation states", () => {
+    for (const st of initStates(5)) expect(isFixedInitState(st)).toBe(true);
+    for (const task of TASKS)
+      for (const seed of [0, 1, 2])
+        for (let i = 0; i < 100; i++) {
+          const st = trainingInitState(task.id, seed, i);
+          expect(isFixedInitState(st)).toBe(false);
+          // Not even close: every fixed state differs by more than 1e-4 rad in some arm joint.
+          for (const f of initStates(task.id)) expect(Math.max(...f.arm.map((q, k) => Math.abs(q - st.arm[k]!)))).toBeGreaterThan(1e-4);
+        }
   });
 });
 
@@ -124,5 +217,25 @@ describe("settled initial states", () => {
     const tol = placed.attached.akita_black_bowl_1 ? 0.04 : 0.01;
     expect(Math.hypot(bowl.pos[0]! - placed.objects.akita_black_bowl_1[0], bowl.pos[1]! - placed.objects.akita_black_bowl_1[1])).toBeLessThan(tol);
     expect(env.checkSuccess()).toBe(false);
+  }, 60_000);
+
+  test("a bowl placed over the plate's rim drops onto it: nothing is thrown, everything comes to rest", () => {
+    let onRim = 0;
+    for (let i = 0; i < 50; i++) {
+      env.reset(0, i);
+      const placed = initStates(0)[i]!.objects;
+      for (const name of OBJECTS) {
+        const p = env.bodyPose(name).pos;
+        // LIBERO's stiff contacts pushing a bowl out of the plate threw the plate up to 37 cm.
+        expect({ i, name, moved: Math.hypot(p[0]! - placed[name][0], p[1]! - placed[name][1]) < 0.02 }).toEqual({ i, name, moved: true });
+      }
+      const plate = env.bodyPose("plate_1").pos;
+      expect(inRegion(plate[0]!, plate[1]!, "plate_region") || Math.hypot(plate[0]! - placed.plate_1[0], plate[1]! - placed.plate_1[1]) < 0.015).toBe(true);
+      for (let k = 9; k < env.model.nv; k++) expect(Math.abs(env.data.qvel[k]!)).toBeLessThan(0.2);
+      const bowl = env.bodyPose("akita_black_bowl_1");
+      if (bowl.mat[8]! < Math.cos((5 * Math.PI) / 180) && env.touching(env.mj.mj_name2id(env.model, env.mj.mjtObj.mjOBJ_BODY.value, "akita_black_bowl_1"), env.mj.mj_name2id(env.model, env.mj.mjtObj.mjOBJ_BODY.value, "plate_1"))) onRim++;
+    }
+    // About a fifth of task 0's bowls start within reach of the plate's rim and rest on it, tilted.
+    expect(onRim).toBeGreaterThan(3);
   }, 60_000);
 });

@@ -48,7 +48,7 @@ describe("VecEnv", () => {
       expect(obs.states.length).toBe(16);
       expect(obs.geomXpos.length).toBe(2 * record.ngeom * 3);
       expect(obs.camXmat.length).toBe(2 * record.ncam * 9);
-      for (let t = 0; t < 240 && lens.length < 2; t++) {
+      for (let t = 0; t < 240 && !(lens[0] && lens[1]); t++) {
         const a = await record.expertActions();
         const r = await record.step(a, 1);
         for (let i = 0; i < 2; i++) if (r.executed[i]) actions[i]!.push(Array.from(a.subarray(i * 7, i * 7 + 7)));
@@ -57,7 +57,7 @@ describe("VecEnv", () => {
     } finally {
       await record.close();
     }
-    expect(lens.length).toBe(2);
+    expect(lens[0] && lens[1]).toBeGreaterThan(0);
 
     const C = 8;
     const replay = await VecEnv.create({ numEnvs: 2, numWorkers: 1, seed: 1 });
