@@ -54,6 +54,8 @@ export default defineCommand({
     const trials = intArg("num-trials-per-task", args["num-trials-per-task"], 1, INIT_STATES_PER_TASK);
     const tasks = taskListArg(args.tasks, NUM_TASKS);
     const videos = intArg("videos", args.videos, 0, NUM_TASKS * INIT_STATES_PER_TASK);
+    if (videos > tasks.length * trials)
+      throw usageError(`--videos ${videos} asks for more GIFs than the ${tasks.length * trials} episodes this evaluation runs (${tasks.length} task(s) × ${trials} trials).`);
     // Outputs are checked before the evaluation, so that it never ends by failing to write its results.
     if (args.out !== undefined) checkOutputFile(args.out, "--out");
     if (videos) ensureOutputDir(config.env.eval.video_cfg.video_base_dir, "env.eval.video_cfg.video_base_dir (where --videos go)");

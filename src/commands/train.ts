@@ -31,6 +31,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const { config } = loadConfigFromArgs(args, { use: "train" });
+    if (args["run-dir"]?.trim() === "") throw usageError("--run-dir needs a folder, not an empty string.");
     const runDir = args["run-dir"] ?? join(config.runner.logger.log_path, config.runner.logger.experiment_name);
     const steps = config.runner.max_steps;
     // Everything that can be refused is refused here, before the run folder is touched.

@@ -149,3 +149,42 @@ describe("bad input is refused with the key, the value and what is allowed", () 
     expect(errorOf({ overrides: ["actor.model.is_lora=true"] }).message).toContain("no LoRA");
   });
 });
+
+describe("nonsensical values", () => {
+  test("a run of no steps, intervals of 0, Adam betas of 1, empty paths and huge seeds are refused", () => {
+    expect(errorOf({ overrides: ["runner.max_steps=0"] }).message).toBe("Config key runner.max_steps has value 0; it must be an integer ≥ 1.");
+    expect(errorOf({ overrides: ["runner.max_steps=-1"] }).message).toContain("runner.max_steps has value -1");
+    expect(errorOf({ overrides: ["runner.save_interval=0"] }).message).toBe("Config key runner.save_interval has value 0; it must be an integer ≥ 1, or -1 (only at the end).");
+    expect(loadConfig({ overrides: ["runner.save_interval=-1"] }).config.runner.save_interval).toBe(-1);
+    expect(errorOf({ overrides: ["runner.val_check_interval=0"] }).message).toContain("or -1 (never)");
+    expect(errorOf({ overrides: ["actor.optim.adam_beta2=1"] }).message).toBe("Config key actor.optim.adam_beta2 has value 1; it must be a number ≥ 0 and < 1.");
+    expect(loadConfig({ overrides: ["actor.optim.adam_beta2=0.999"] }).config.actor.optim.adam_beta2).toBe(0.999);
+    expect(errorOf({ overrides: ["actor.model.model_path="] }).message).toBe('Config key actor.model.model_path has value ""; it must be a non-empty string.');
+    expect(errorOf({ overrides: ["runner.logger.experiment_name=  "] }).message).toContain("a non-empty string");
+    expect(errorOf({ overrides: ["env.train.seed=4294967296"] }).message).toContain("≤ 4294967295");
+  });
+
+  test("eval checks only the rules it depends on, so the seed's --action_chunk_size 50 loads", () => {
+    const overrides = ["actor.model.num_action_chunks=50"];
+    expect(errorOf({ overrides }).message).toContain("max_steps_per_rollout_epoch (240) must be a multiple of actor.model.num_action_chunks (50)");
+    expect(errorOf({ overrides, use: "train" }).message).toContain("must be a multiple");
+    expect(loadConfig({ overrides, use: "eval" }).config.actor.model.dexbotic.action_chunk).toBe(50);
+    expect(errorOf({ overrides: ["actor.model.num_action_chunks=51"], use: "eval" }).message).toContain("larger than the action horizon");
+  });
+});
+
+describe("config files", () => {
+  test("an empty file (or one of comments) loads with a notice; a folder or an empty name is refused", () => {
+    const empty = writeTmp("empty.yaml", "# to be filled in\n");
+    const { config, notices } = loadConfig({ config: empty, overrideFile: writeTmp("blank.yaml", "") });
+    expect(config).toEqual(loadConfig().config);
+    expect(notices).toEqual([
+      `dexrl: notice: the config file ${empty} is empty (or only comments); it changes nothing.`,
+      `dexrl: notice: the override file ${join(tmp, "blank.yaml")} is empty (or only comments); it changes nothing.`,
+    ]);
+    expect(loadConfig().notices).toEqual([]);
+    expect(errorOf({ config: tmp }).message).toBe(`The config file ${tmp} is a folder; give a YAML file (or the name of a bundled config).`);
+    expect(errorOf({ overrideFile: tmp }).message).toContain("is a folder");
+    expect(errorOf({ config: "" }).message).toContain("not an empty string");
+  });
+});
