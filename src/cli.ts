@@ -17,6 +17,7 @@ const subCommands: SubCommandsDef = {
   expert: () => import("./commands/expert.ts").then((m) => m.default),
   export: () => import("./commands/export.ts").then((m) => m.default),
   render: () => import("./commands/render.ts").then((m) => m.default),
+  sft: () => import("./commands/sft.ts").then((m) => m.default),
   tasks: () => import("./commands/tasks.ts").then((m) => m.default),
   train: () => import("./commands/train.ts").then((m) => m.default),
 };

@@ -152,6 +152,38 @@ export const schema = {
   weight_syncer: ignored(ONE_PROCESS),
   reward: { use_reward_model: bool() },
   critic: { use_critic_model: bool() },
+  // dexrl: flow-matching SFT of a new policy from scripted demonstrations (`dexrl sft`).
+  sft: {
+    data_dir: path(),
+    /** Few-shot: the first N episodes of each task; null takes them all. */
+    episodes_per_task: positiveInt().orNull(),
+    output_dir: path(),
+    max_steps: positiveInt(),
+    batch_size: positiveInt(),
+    lr: positiveFloat(),
+    min_lr: float(0),
+    warmup_steps: int(0),
+    weight_decay: float(0),
+    clip_grad: positiveFloat(),
+    seed: seed(),
+    save_interval: int(0),
+    eval_interval: int(0),
+    eval_trials_per_task: int(1, 50),
+    /** Random shifts of up to this many pixels per view (0: none). */
+    augment_shift: int(0, 16),
+    resume_dir: path().orNull(),
+    model: {
+      image_size: int(16, 256),
+      patch_size: positiveInt(),
+      vit_width: positiveInt(),
+      vit_depth: positiveInt(),
+      width: positiveInt(),
+      depth: positiveInt(),
+      heads: positiveInt(),
+      mlp: positiveInt(),
+      max_text_len: int(8, 128),
+    },
+  },
 } as const;
 
 export type Config = Infer<typeof schema>;

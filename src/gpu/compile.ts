@@ -69,6 +69,7 @@ class OnnxFn implements Compiled {
   constructor(
     private readonly name: string,
     private readonly fn: TensorFn,
+    private readonly spin: boolean,
   ) {}
 
   private session(feeds: Feeds): Promise<Ort.InferenceSession> {
@@ -79,7 +80,7 @@ class OnnxFn implements Compiled {
     if (!s) {
       const t0 = performance.now();
       const shapes = Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, { shape: f.shape, dtype: dtypeOf(f.data) }]));
-      s = createSession(traceFn(this.name, this.fn, shapes)).then((x) => {
+      s = createSession(traceFn(this.name, this.fn, shapes), this.spin).then((x) => {
         this.compileSeconds += (performance.now() - t0) / 1000;
         return x;
       });
@@ -106,7 +107,10 @@ class OnnxFn implements Compiled {
   }
 }
 
-/** fn compiled for a backend: `onnx` traces per shape signature and caches the session. */
-export function compile(name: string, fn: TensorFn, backend: Backend): Compiled {
-  return backend === "onnx" ? new OnnxFn(name, fn) : new WebGpuFn(fn);
+/**
+ * fn compiled for a backend: `onnx` traces per shape signature and caches the session; `spin` lets
+ * its threads spin-wait (for training programs, which have the cores to themselves; see createSession).
+ */
+export function compile(name: string, fn: TensorFn, backend: Backend, o: { spin?: boolean } = {}): Compiled {
+  return backend === "onnx" ? new OnnxFn(name, fn, o.spin ?? false) : new WebGpuFn(fn);
 }

@@ -88,7 +88,7 @@ export class Learner {
       this.m.set(n, new Float32Array(size));
       this.v.set(n, new Float32Array(size));
     }
-    this.optimizer = compile("adamw", adamwFn(groups, settings), backend);
+    this.optimizer = compile("adamw", adamwFn(groups, settings), backend, { spin: true });
   }
 
   trainable(): string[] {

@@ -160,8 +160,8 @@ export class Trace implements Kernels {
   binaryGrad(op: BinaryOp, a: Tensor, b: Tensor, dy: Tensor): [Tensor, Tensor] {
     const [A, B, D] = [this.v(a), this.v(b), this.v(dy)];
     const zero = this.c(0);
-    // Every result must have dy's (the broadcast) shape: Where and Mul broadcast to it.
-    const full = (x: string) => this.node("Expand", [x, this.ints(dy.shape)]);
+    // dy has the broadcast shape of a and b, so every expression with it broadcasts to that shape.
+    const full = (x: string) => x;
     let da: string;
     let db: string;
     switch (op) {
@@ -183,8 +183,9 @@ export class Trace implements Kernels {
     const target = [...new Array<number>(r - shape.length).fill(1), ...shape];
     if (target.some((d, i) => d !== 1 && d !== x.shape[i])) throw new Error(`cannot sum ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
     const axes = target.flatMap((d, i) => (d === 1 && x.shape[i] !== 1 ? [i] : []));
-    const summed = axes.length ? this.reduce("ReduceSum", this.v(x), axes, true) : this.v(x);
-    return this.t(this.node("Reshape", [summed, this.ints(shape)]), shape);
+    if (!axes.length) return this.t(this.node("Reshape", [this.v(x), this.ints(shape)]), shape);
+    const summed = this.reduce("ReduceSum", this.v(x), axes, true);
+    return sameShape(target, shape) ? this.t(summed, shape) : this.t(this.node("Reshape", [summed, this.ints(shape)]), shape);
   }
 
   expand(x: Tensor, shape: Shape): Tensor {
@@ -197,7 +198,8 @@ export class Trace implements Kernels {
 
   maxAxisGrad(x: Tensor, y: Tensor, dy: Tensor): Tensor {
     const X = this.v(x);
-    return this.t(this.node("Expand", [this.where(this.node("Equal", [X, this.v(y)]), this.v(dy), this.c(0)), this.ints(x.shape)]), x.shape);
+    // Where broadcasts x against the kept axis of y and dy: the result has x's shape.
+    return this.t(this.where(this.node("Equal", [X, this.v(y)]), this.v(dy), this.c(0)), x.shape);
   }
 
   softmax(x: Tensor): Tensor {
