@@ -55,7 +55,7 @@ export function expectClose(got: ArrayLike<number>, want: R | ArrayLike<number>,
   const { diff, at, scale } = maxDiff(got, w);
   const tol = atol + rtol * scale;
   const msg = `${label} ${shape}: max diff ${diff.toExponential(3)} at ${at} (got ${got[at]}, want ${w[at]}), tolerance ${tol.toExponential(3)}`;
-  if (process.env.DEXRL_SHOW_DIFFS) console.log(`${diff <= tol ? "ok  " : "FAIL"} ${(diff / tol).toFixed(3)} of tolerance: ${msg}`);
+  if (process.env.DEXRL_SHOW_DIFFS) console.log(`${diff <= tol ? "ok  " : "FAIL"} ${(tol > 0 ? diff / tol : diff > 0 ? Infinity : 0).toFixed(3)} of tolerance: ${msg}`);
   expect(diff <= tol, msg).toBe(true);
 }
 

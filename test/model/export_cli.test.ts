@@ -1,12 +1,17 @@
-// `dexrl export` end to end on a freshly initialised checkpoint, and its refusal of a broken one.
+// `dexrl export` end to end on a freshly initialised checkpoint, and its refusal of a broken one. (The
+// exported graph's values against the WebGPU sampler and the float64 reference: programs.test.ts.)
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
+import { compile, host } from "../../src/gpu/compile.ts";
+import { initEngine } from "../../src/gpu/runtime.ts";
+import { loadPolicyCheckpoint, savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
+import { constantPolicy, odePolicyFn } from "../../src/model/programs.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
-import { perturbedParams, tinyModel } from "./helpers.ts";
+import { expectClose } from "../gpu/helpers.ts";
+import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { dexrl } from "../helpers/cli.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
@@ -25,7 +30,7 @@ describe("dexrl export", () => {
   test("writes a policy and a prefix that ONNX Runtime runs", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "dexrl-export-"));
     const c = tinyCheckpoint(join(tmp, "ckpt"));
-    const policy = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "policy.onnx"), "--num-steps", "3");
+    const policy = dexrl("export", "--ckpt", join(tmp, "ckpt"), "--out", join(tmp, "policy.onnx"), "--num-steps", "3", "--batch", "2");
     expect(policy.stderr.trim()).toBe("");
     expect(policy.code).toBe(0);
     expect(policy.stdout).toContain("ONNX Runtime ran it");
@@ -35,15 +40,23 @@ describe("dexrl export", () => {
     const s = await ort.InferenceSession.create(join(tmp, "policy.onnx"));
     expect(s.inputNames).toEqual(["images", "tokens", "token_mask", "state", "noise"]);
     expect(s.outputNames).toEqual(["actions"]);
-    const out = await s.run({
-      images: new ort.Tensor("uint8", new Uint8Array(2 * 2 * 16 * 16 * 3).fill(128), [2, 2, 16, 16, 3]),
-      tokens: new ort.Tensor("int64", new BigInt64Array(20).fill(1n), [2, 10]),
-      token_mask: new ort.Tensor("float32", new Float32Array(20).fill(1), [2, 10]),
-      state: new ort.Tensor("float32", new Float32Array(16), [2, 8]),
-      noise: new ort.Tensor("float32", new Float32Array(2 * c.horizon * 7).fill(0.5), [2, c.horizon, 7]),
-    });
+    const g = gaussian(2);
+    const feeds = {
+      images: host(Uint8Array.from({ length: 2 * 2 * 16 * 16 * 3 }, (_, i) => (i * 31) % 256), [2, 2, 16, 16, 3]),
+      tokens: host(Int32Array.from({ length: 20 }, (_, i) => 1 + (i % 7)), [2, 10]),
+      token_mask: host(Float32Array.from({ length: 20 }, (_, i) => (i % 10 < 6 ? 1 : 0)), [2, 10]),
+      state: host(Float32Array.from({ length: 16 }, g), [2, 8]),
+      noise: host(Float32Array.from({ length: 2 * c.horizon * 7 }, g), [2, c.horizon, 7]),
+    };
+    const types = { images: "uint8", tokens: "int32" } as const;
+    const out = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor(types[k as keyof typeof types] ?? "float32", f.data, f.shape)])));
     expect(out.actions!.dims).toEqual([2, c.horizon, 7]);
     await s.release();
+    // The written file computes what the same program computes eagerly on WebGPU (float32 on both, 3 steps: 1e-5 + 1e-5·max).
+    await initEngine();
+    const ck = loadPolicyCheckpoint(join(tmp, "ckpt"));
+    const gpu = compile("ode", odePolicyFn(constantPolicy(ck.config, ck.params), 3, ck.normStats), "webgpu");
+    expectClose(out.actions!.data as Float32Array, (await gpu.run(feeds)).actions!, "policy.onnx from dexrl export vs WebGPU", 1e-5, 1e-5);
   });
 
   test("a truncated checkpoint and bad arguments get one sentence and a non-zero exit", () => {

@@ -10,7 +10,7 @@ export function gaussian(seed: number): () => number {
   return () => r.normal();
 }
 
-/** Device tensors of standard normal draws, for samplers that take a NormalSource. */
+/** A source of device tensors of standard normal draws (initial noise and per-step eps for sampleChunk). */
 export function normalSource(seed: number): (shape: number[]) => Tensor {
   const g = gaussian(seed);
   return (shape) => Tensor.from(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, g), shape);

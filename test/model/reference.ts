@@ -3,7 +3,7 @@
 // independent reference that the policy's programs on WebGPU and traced into ONNX are tested against.
 import { dims, NOISE_STD_RANGE, type ModelConfig } from "../../src/model/config.ts";
 
-type P = Map<string, Float32Array>;
+type P = Map<string, Float32Array | Float64Array>;
 export type M = { rows: number; cols: number; a: Float64Array }; // row-major matrix
 
 const mat = (rows: number, cols: number): M => ({ rows, cols, a: new Float64Array(rows * cols) });
@@ -39,8 +39,8 @@ function norm(x: M, p: P, name: string, kind: "layer" | "rms"): M {
 const map = (x: M, f: (v: number) => number): M => ({ rows: x.rows, cols: x.cols, a: x.a.map(f) });
 const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
 const silu = (v: number) => v / (1 + Math.exp(-v));
-function add(x: M, y: M | Float32Array): M {
-  const ya = y instanceof Float32Array ? y : y.a;
+function add(x: M, y: M | Float32Array | Float64Array): M {
+  const ya = "a" in y ? y.a : y;
   return { rows: x.rows, cols: x.cols, a: x.a.map((v, i) => v + ya[i]!) };
 }
 const cols = (x: M, from: number, n: number): M => {

@@ -1,17 +1,16 @@
-// Flow-matching training end to end on SwiftShader: a tiny model overfits one (observation, chunk)
-// pair and its ODE sample then reproduces the chunk; plus the loss's time distribution and stats.
+// Flow-matching training end to end on ONNX Runtime (the SFT program and the Learner): a tiny model
+// overfits one (observation, chunk) pair and its ODE sample then reproduces the chunk; plus the flow
+// times' distribution and the normalisation statistics.
 import { beforeAll, describe, expect, test } from "bun:test";
-import * as op from "../../src/gpu/ops.ts";
-import { AdamW } from "../../src/gpu/optim.ts";
-import { Rng } from "../../src/gpu/random.ts";
+import { compile, host } from "../../src/gpu/compile.ts";
+import { Learner } from "../../src/gpu/learner.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
-import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
-import { initParameters } from "../../src/model/config.ts";
-import { computeLoss, sampleFlowTimes } from "../../src/model/loss.ts";
+import { initParameters, parameterShapes, timeEmbeddings } from "../../src/model/config.ts";
+import { sampleFlowTimes } from "../../src/model/flow.ts";
 import { computeStats, normalize, unnormalize } from "../../src/model/normalize.ts";
-import { Policy } from "../../src/model/policy.ts";
-import { context, sampleActions } from "../../src/model/sampler.ts";
-import { Rng as CpuRng } from "../../src/sim/math.ts";
+import { constantPolicy, samplerFn, sftFn } from "../../src/model/programs.ts";
+import { stepHost } from "../../src/model/sampler.ts";
+import { Rng } from "../../src/sim/math.ts";
 import { gaussian, tinyModel } from "./helpers.ts";
 
 const cfg = tinyModel({
@@ -21,7 +20,7 @@ const cfg = tinyModel({
 
 /** Uniform [0, 1) draws from a seeded stream. */
 const uniform = (seed: number) => {
-  const r = new CpuRng(seed);
+  const r = new Rng(seed);
   return () => r.next();
 };
 
@@ -41,51 +40,68 @@ describe("flow matching", () => {
   test("a tiny model overfits one (observation, action chunk) pair; its ODE sample reproduces the chunk", async () => {
     const u = uniform(3);
     const normal = gaussian(3);
-    // train_expert_only: the prefix of the one observation is computed once, as in RL rollouts.
-    const policy = Policy.fromArrays(cfg, initParameters(cfg, normal), true);
-    const trainable = [...policy.params].filter(([, t]) => t.requiresGrad);
-    const opt = new AdamW([{ params: trainable, lr: 1e-2 }], { betas: [0.9, 0.99], weightDecay: 0 });
+    const shapes = parameterShapes(cfg);
+    const lr = 1e-2;
+    const learner = new Learner("onnx", initParameters(cfg, normal), shapes, [{ names: [...shapes.keys()], lr }], { betas: [0.9, 0.99], eps: 1e-8, weightDecay: 0, maxGradNorm: 0 });
+    const sft = compile("sft", sftFn(cfg), "onnx");
     const B = 16; // the same pair under many noise/time draws per step
+    const H = cfg.horizon;
     const pixels = Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 13) % 256);
-    const images = Tensor.from(pixels, [1, 1, 16, 16, 3], "u8");
-    const ids = Tensor.from([1, 5, 6, 2], [1, 4], "i32");
-    const state = Tensor.from(Float32Array.from({ length: 8 }, (_, i) => 0.1 * i), [1, 8]);
-    const imagesB = Tensor.from(Uint8Array.from({ length: B * pixels.length }, (_, i) => pixels[i % pixels.length]!), [B, 1, 16, 16, 3], "u8");
-    const idsB = Tensor.from(Array.from({ length: B * 4 }, (_, i) => [1, 5, 6, 2][i % 4]!), [B, 4], "i32");
-    const ctxB = op.noGrad(() => context(policy, policy.embedPrefix(imagesB, idsB, Array(B * 4).fill(1)), op.expand(state, [B, 8])));
-    const chunk = Float32Array.from({ length: cfg.horizon * 7 }, (_, i) => Math.sin(i * 0.9) * 0.8);
-    const actionsB = op.expand(Tensor.from(chunk, [1, cfg.horizon, 7]), [B, cfg.horizon, 7]);
-    const rng = new Rng(17);
+    const tokens = [1, 5, 6, 2];
+    const state = Float32Array.from({ length: 8 }, (_, i) => 0.1 * i);
+    const chunk = Float32Array.from({ length: H * 7 }, (_, i) => Math.sin(i * 0.9) * 0.8);
+    const repeat = <T extends Float32Array | Int32Array | Uint8Array>(a: ArrayLike<number>, n: number, make: (len: number) => T): T => {
+      const out = make(a.length * n);
+      for (let b = 0; b < n; b++) out.set(a, b * a.length);
+      return out;
+    };
+    const obs = (n: number) => ({
+      images: host(repeat(pixels, n, (l) => new Uint8Array(l)), [n, 1, 16, 16, 3]),
+      tokens: host(repeat(tokens, n, (l) => new Int32Array(l)), [n, 4]),
+      token_mask: host(new Float32Array(n * 4).fill(1), [n, 4]),
+      state: host(repeat(state, n, (l) => new Float32Array(l)), [n, 8]),
+    });
+    const batch = { ...obs(B), actions: host(repeat(chunk, B, (l) => new Float32Array(l)), [B, H, 7]) };
     const t0 = performance.now();
     const losses: number[] = [];
     const steps = 400;
     for (let step = 0; step < steps; step++) {
-      opt.groups[0]!.lr = 1e-2 * 0.5 * (1 + Math.cos((Math.PI * step) / steps)); // cosine decay to 0
-      const loss = scope(() => {
-        const l = computeLoss(policy, ctxB, actionsB, rng.normal([B, cfg.horizon, 7]), sampleFlowTimes(B, u));
-        op.backward(l);
-        opt.update();
-        opt.zeroGrad();
-        return l;
+      learner.groups[0]!.lr = lr * 0.5 * (1 + Math.cos((Math.PI * step) / steps)); // cosine decay to 0
+      const ts = sampleFlowTimes(B, u);
+      const out = await learner.accumulate(sft, {
+        ...batch,
+        noise: host(Float32Array.from({ length: B * H * 7 }, normal), [B, H, 7]),
+        t: host(Float32Array.from(ts), [B, 1, 1]),
+        temb: host(timeEmbeddings(ts, cfg.expert_width), [B, cfg.expert_width]),
       });
-      if (step < 20 || step >= steps - 20) losses.push(await loss.item());
-      loss.dispose();
+      await learner.update();
+      if (step < 20 || step >= steps - 20) losses.push(out.loss![0]!);
     }
     const seconds = (performance.now() - t0) / 1000;
+    await sft.release();
     const first = losses.slice(0, 20).reduce((a, b) => a + b) / 20;
     const last = losses.slice(-20).reduce((a, b) => a + b) / 20;
     expect(last).toBeLessThan(first / 10);
-    const sample = await scopeAsync(async () =>
-      op.noGrad(() => {
-        const prefix = policy.embedPrefix(images, ids, [1, 1, 1, 1]);
-        const cfgS = { numSteps: 10, method: "flow_ode" as const, noiseLevel: 0, chunk: cfg.horizon, envDim: 7, jointLogprob: false, detachCritic: true };
-        return sampleActions(policy, context(policy, prefix, state), cfgS, (shape) => rng.normal(shape), false, () => 0).chain.read();
-      }),
-    );
-    const x0 = sample.subarray(10 * cfg.horizon * 7);
+    // Ten flow-ODE steps from fresh noise.
+    const K = 10;
+    const sc = { numSteps: K, method: "flow_ode" as const, noiseLevel: 0, chunk: H, envDim: 7, jointLogprob: false, detachCritic: true };
+    const h = stepHost(sc, cfg.expert_width, Array.from({ length: K }, (_, i) => i), Array(K).fill(false));
+    const sampler = compile("sampler", samplerFn(constantPolicy(cfg, learner.params), sc), "onnx");
+    const out = await sampler.run({
+      ...obs(1),
+      noise: host(Float32Array.from({ length: H * 7 }, normal), [1, H, 7]),
+      eps: host(new Float32Array(K * H * 7), [K, 1, H, 7]),
+      step_a: host(h.a, [K]),
+      step_b: host(h.b, [K]),
+      step_std: host(h.std, [K]),
+      step_explore: host(h.explore, [K]),
+    });
+    await sampler.release();
+    await learner.release();
+    const x0 = out.chain!.subarray(K * H * 7);
     let err = 0;
     for (let i = 0; i < chunk.length; i++) err = Math.max(err, Math.abs(x0[i]! - chunk[i]!));
-    expect(err).toBeLessThan(0.1);
+    expect(err, `max |sample − chunk| ${err}`).toBeLessThan(0.1);
     console.log(`overfit: loss ${first.toFixed(3)} → ${last.toFixed(4)}, max |sample − chunk| ${err.toFixed(3)}, ${seconds.toFixed(1)} s for ${steps} steps`);
   }, 120_000);
 });

@@ -1,12 +1,15 @@
-// GAE against its closed forms, and the PPO loss on the device against the formulas of RLinf's
-// losses written out on the CPU (values and gradients).
+// GAE against its closed forms; advantage normalisation over every rollout epoch; the PPO loss on the
+// device against RLinf's losses and masked_mean_ratio written out as plain loops (values and
+// gradients); ratio statistics, explained variance and the value clip ratio against plain loops.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import * as op from "../../src/gpu/ops.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
 import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
 import { gae, lossMask, normalizeAdvantages } from "../../src/rl/gae.ts";
-import { ppoLoss, ratioStats } from "../../src/rl/loss.ts";
+import { maskedMeanRatio, ppoLoss, ratioStats } from "../../src/rl/loss.ts";
+import { explainedVariance, valueClipRatio } from "../../src/rl/ppo.ts";
 import { Rng } from "../../src/sim/math.ts";
+import { expectClose } from "../gpu/helpers.ts";
 
 // Kernels on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
@@ -63,24 +66,44 @@ describe("GAE over macro steps", () => {
     }
   });
 
-  test("the loss mask keeps steps up to and including the first done; normalisation uses only those", () => {
+  test("the loss mask keeps steps up to and including the first done", () => {
     const mask = lossMask(dones, T, N);
     expect(Array.from({ length: T }, (_, t) => mask[t * N + 1])).toEqual([1, 1, 1, 1, 0, 0, 0]);
     expect(Array.from({ length: T }, (_, t) => mask[t * N + 2])).toEqual([1, 1, 1, 1, 1, 1, 0]);
     expect(Array.from({ length: T }, (_, t) => mask[t * N])).toEqual([1, 1, 1, 1, 1, 1, 1]);
-    const adv = Float32Array.from({ length: T * N }, (_, i) => i);
-    const norm = normalizeAdvantages(adv, mask);
-    const kept = Array.from(norm).filter((_, i) => mask[i]);
-    expect(kept.reduce((a, b) => a + b, 0) / kept.length).toBeCloseTo(0, 5);
-    expect(Math.sqrt(kept.reduce((a, b) => a + b * b, 0) / kept.length)).toBeCloseTo(1, 4);
-    expect(Array.from(norm).filter((_, i) => !mask[i]).every((v) => v === 0)).toBe(true);
     expect(() => gae(rewards, dones, values.subarray(N), T, N, 0.99, 0.95)).toThrow("values of 8×3");
   });
 });
 
-describe("PPO loss", () => {
-  const s = { clipRatioLow: 0.2, clipRatioHigh: 0.2, valueClip: 0.2, huberDelta: 1.5, entropyBonus: 0.01 };
-  const B = 40;
+describe("advantage normalisation (RLinf normalize_advantages)", () => {
+  test("(A − mean)/(unbiased std + 1e-5) over the masked entries of every rollout epoch together, masked ones 0", () => {
+    // Two rollout epochs [E, T, N] = [2, 3, 2] flattened as the trainer stores them; the second
+    // epoch's advantages are larger, so normalising each epoch alone would differ.
+    const adv = Float32Array.of(1, -2, 0.5, 3, 2, 7, /* epoch 1 */ 6, 4, 9, -1, 5, 8);
+    const mask = Float32Array.of(1, 1, 1, 1, 1, 0, /* epoch 1 */ 1, 1, 1, 0, 0, 0);
+    const kept = Array.from(adv).filter((_, i) => mask[i]);
+    const mean = kept.reduce((a, b) => a + b, 0) / kept.length;
+    const std = Math.sqrt(kept.reduce((a, b) => a + (b - mean) ** 2, 0) / (kept.length - 1));
+    const got = normalizeAdvantages(adv, mask);
+    expectClose(got, Array.from(adv, (a, i) => (mask[i] ? (a - mean) / (std + 1e-5) : 0)), "normalised advantages vs plain loop", 1e-6, 1e-6);
+    const epoch0 = normalizeAdvantages(adv.subarray(0, 6), mask.subarray(0, 6));
+    expect(Math.abs(epoch0[0]! - got[0]!), "normalised over both epochs, not per epoch").toBeGreaterThan(0.1);
+    // Two entries: mean 2, unbiased std √2.
+    expect(normalizeAdvantages(Float32Array.of(1, 3, 100), Float32Array.of(1, 1, 0))[0]).toBeCloseTo(-1 / (Math.SQRT2 + 1e-5), 6);
+    expect(Array.from(normalizeAdvantages(Float32Array.of(5), Float32Array.of(1)))).toEqual([0]); // one entry: std 0
+    expect(Array.from(normalizeAdvantages(Float32Array.of(5, 6), Float32Array.of(0, 0)))).toEqual([0, 0]);
+  });
+});
+
+describe("PPO loss with RLinf's masked_mean_ratio", () => {
+  const s = { clipRatioLow: 0.2, clipRatioHigh: 0.28, valueClip: 0.2, huberDelta: 1.5, entropyBonus: 0.01 };
+  // A hand-made rollout epoch of T chunk steps × N envs, C actions per chunk, episodes of at most
+  // maxSteps env steps: env n's episode ends (done) at chunk doneAt[n] or runs to the end.
+  const [T, N, C, maxSteps] = [5, 8, 2, 10];
+  const doneAt = [-1, 0, 2, 4, 1, -1, 3, 2];
+  const dones = Uint8Array.from({ length: T * N }, (_, i) => (Math.floor(i / N) === doneAt[i % N] ? 1 : 0));
+  const mask = lossMask(dones, T, N);
+  const B = T * N;
   const r = new Rng(5);
   const data = {
     oldLogProb: Float32Array.from({ length: B }, () => r.uniform(-30, -10)),
@@ -90,71 +113,121 @@ describe("PPO loss", () => {
     valueDelta: Float32Array.from({ length: B }, () => r.uniform(-0.6, 0.6)),
     returns: Float32Array.from({ length: B }, () => 3 * r.normal()),
     entropy: Float32Array.from({ length: B }, () => r.uniform(-2, 0)),
-    mask: Float32Array.from({ length: B }, (_, i) => (i % 7 === 6 ? 0 : 1)),
   };
   const huber = (x: number) => (Math.abs(x) <= s.huberDelta ? 0.5 * x * x : s.huberDelta * (Math.abs(x) - 0.5 * s.huberDelta));
+  /** The weight the trainer gives each slot: mask · max_episode_steps / (the env's valid chunks · C). */
+  const weight = Float32Array.from({ length: B }, (_, i) => {
+    const n = i % N;
+    let valid = 0;
+    for (let t = 0; t < T; t++) valid += mask[t * N + n]!;
+    return (mask[i]! * maxSteps) / (valid * C);
+  });
 
-  /** The loss written out per sample in float64, and d loss / d logp by its definition. */
-  function cpu() {
-    let n = 0;
-    let pl = 0;
-    let vl = 0;
-    let ent = 0;
-    let kl = 0;
-    const dLogp = new Float64Array(B);
-    for (let i = 0; i < B; i++) {
-      if (!data.mask[i]) continue;
-      n++;
-      const ratio = Math.exp(data.logDelta[i]!);
-      const a = data.advantages[i]!;
-      const clipped = Math.min(1 + s.clipRatioHigh, Math.max(1 - s.clipRatioLow, ratio));
-      const unclippedTerm = -a * ratio;
-      const clippedTerm = -a * clipped;
-      pl += Math.max(unclippedTerm, clippedTerm);
-      // The gradient flows through the unclipped term when it is the max (or the clip is inactive).
-      dLogp[i] = unclippedTerm >= clippedTerm ? -a * ratio : 0;
+  /** RLinf's losses per slot in float64, aggregated as (values / loss_mask_ratio · mask).mean() over all slots. */
+  function plainLoop() {
+    const lossMaskRatio = Array.from({ length: N }, (_, n) => (Array.from({ length: T }, (_, t) => mask[t * N + n]!).reduce((a, b) => a + b) * C) / maxSteps);
+    const agg = (f: (i: number) => number) => {
+      let sum = 0;
+      for (let i = 0; i < B; i++) sum += (f(i) / lossMaskRatio[i % N]!) * mask[i]!;
+      return sum / B; // masked slots stay in the denominator
+    };
+    const ratio = (i: number) => Math.exp(data.logDelta[i]!);
+    const clip = (x: number) => Math.min(1 + s.clipRatioHigh, Math.max(1 - s.clipRatioLow, x));
+    const policy = agg((i) => Math.max(-data.advantages[i]! * ratio(i), -data.advantages[i]! * clip(ratio(i))));
+    const value = agg((i) => {
       const v = data.oldValue[i]! + data.valueDelta[i]!;
       const vc = data.oldValue[i]! + Math.min(s.valueClip, Math.max(-s.valueClip, data.valueDelta[i]!));
-      vl += Math.max(huber(data.returns[i]! - v), huber(data.returns[i]! - vc));
-      ent += data.entropy[i]!;
-      kl += -data.logDelta[i]!;
-    }
-    return { policy: pl / n, value: vl / n, entropy: ent / n, kl: kl / n, loss: pl / n + vl / n - (s.entropyBonus * ent) / n, dLogp: dLogp.map((g) => g / n) };
+      return Math.max(huber(data.returns[i]! - v), huber(data.returns[i]! - vc));
+    });
+    const entropy = agg((i) => data.entropy[i]!);
+    // d loss / d logp: through the unclipped term where it is the larger one (or the clip is inactive).
+    const dLogp = Array.from({ length: B }, (_, i) => {
+      const a = data.advantages[i]!;
+      const active = -a * ratio(i) >= -a * clip(ratio(i));
+      return active ? ((-a * ratio(i)) / lossMaskRatio[i % N]!) * (mask[i]! / B) : 0;
+    });
+    return { policy, value, entropy, loss: policy + value - s.entropyBonus * entropy, dLogp };
   }
 
-  test("loss, its parts, approx_kl and d loss / d logp match the formulas", async () => {
-    const want = cpu();
+  test("loss, its parts and d loss / d logp on the device match the plain loop; masked slots count in the mean", async () => {
+    expect(Array.from(mask).filter((m) => m === 0).length, "the batch has masked slots").toBeGreaterThan(5);
+    const want = plainLoop();
     const logProb = Tensor.from(data.oldLogProb.map((v, i) => v + data.logDelta[i]!), [B]);
     logProb.requiresGrad = true;
     const t = (a: Float32Array) => Tensor.from(a, [B]);
     const got = await scopeAsync(async () => {
       const l = ppoLoss(
-        {
-          logProb,
-          value: t(data.oldValue.map((v, i) => v + data.valueDelta[i]!)),
-          entropy: t(data.entropy),
-          oldLogProb: t(data.oldLogProb),
-          oldValue: t(data.oldValue),
-          advantages: t(data.advantages),
-          returns: t(data.returns),
-          mask: t(data.mask),
-        },
+        { logProb, value: t(data.oldValue.map((v, i) => v + data.valueDelta[i]!)), entropy: t(data.entropy), oldLogProb: t(data.oldLogProb), oldValue: t(data.oldValue), advantages: t(data.advantages), returns: t(data.returns), weight: t(weight) },
         s,
       );
       op.backward(l.loss);
-      return { loss: await l.loss.item(), policy: await l.policyLoss.item(), value: await l.valueLoss.item(), entropy: await l.entropy.item(), kl: await l.approxKl.item(), ratio: await l.ratio.read() };
+      const mmr = maskedMeanRatio(t(data.entropy), t(weight));
+      return { loss: await l.loss.item(), policy: await l.policyLoss.item(), value: await l.valueLoss.item(), entropy: await l.entropy.item(), mmr: await mmr.item(), ratio: await l.ratio.read() };
     });
-    expect(got.loss).toBeCloseTo(want.loss, 4);
-    expect(got.policy).toBeCloseTo(want.policy, 4);
-    expect(got.value).toBeCloseTo(want.value, 4);
-    expect(got.entropy).toBeCloseTo(want.entropy, 4);
-    expect(got.kl).toBeCloseTo(want.kl, 4);
-    const grad = await logProb.grad!.read();
-    for (let i = 0; i < B; i++) expect([i, grad[i]!]).toEqual([i, expect.closeTo(want.dLogp[i]!, 5)]);
-    const { clipFraction, meanRatio } = ratioStats(got.ratio, data.mask, 0.2, 0.2);
-    const kept = Array.from(data.logDelta).filter((_, i) => data.mask[i]).map(Math.exp);
-    expect(clipFraction).toBeCloseTo(kept.filter((x) => x < 0.8 || x > 1.2).length / kept.length, 6);
-    expect(clipFraction).toBeGreaterThan(0);
-    expect(meanRatio).toBeCloseTo(kept.reduce((a, b) => a + b) / kept.length, 5);
+    // Float32 sums of 40 terms of size ≤ 10: 1e-5 + 1e-5·|want|.
+    expectClose([got.loss, got.policy, got.value, got.entropy, got.mmr], [want.loss, want.policy, want.value, want.entropy, want.entropy], "loss, policy, value, entropy, masked_mean_ratio", 1e-5, 1e-5);
+    expectClose(await logProb.grad!.read(), want.dLogp, "d loss / d logp", 1e-7, 1e-5);
+    logProb.grad!.dispose();
+    logProb.dispose();
+    // exp(logp − old) with log-probs near −20 held in float32 (spacing 1.9e-6): 1e-6 + 1e-6·max.
+    expectClose(got.ratio, Array.from(data.logDelta, Math.exp), "per-sample ratio", 1e-6, 1e-6);
+  });
+
+  test("ratioStats: clip fraction (the clipped objective is the larger), mean ratio, |ratio − 1| and approx KL over the masked samples", () => {
+    const ratio = Float32Array.from(data.logDelta, Math.exp);
+    const got = ratioStats(ratio, data.advantages, mask, s.clipRatioLow, s.clipRatioHigh);
+    let [n, clipped, sum, abs, kl] = [0, 0, 0, 0, 0];
+    for (let i = 0; i < B; i++) {
+      if (!mask[i]) continue;
+      const [rt, a] = [ratio[i]!, data.advantages[i]!];
+      n++;
+      const c = Math.min(Math.max(rt, 1 - s.clipRatioLow), 1 + s.clipRatioHigh);
+      if (-a * c > -a * rt) clipped++;
+      sum += rt;
+      abs += Math.abs(rt - 1);
+      kl += -data.logDelta[i]!;
+    }
+    expect(clipped, "some samples are clipped").toBeGreaterThan(0);
+    expectClose([got.clipFraction, got.meanRatio, got.ratioAbs, got.approxKl], [clipped / n, sum / n, abs / n, kl / n], "clip fraction, mean ratio, |ratio − 1|, approx KL", 1e-6, 1e-6);
+    expect(ratioStats(ratio, data.advantages, new Float32Array(B), 0.2, 0.2)).toEqual({ clipFraction: 0, meanRatio: 1, ratioAbs: 0, approxKl: 0 });
+  });
+});
+
+describe("critic metrics", () => {
+  /** Population variance: explained variance is a ratio of two, so n or n − 1 cancels. */
+  const variance = (x: number[]) => {
+    const m = x.reduce((a, b) => a + b, 0) / x.length;
+    return x.reduce((a, b) => a + (b - m) ** 2, 0) / x.length;
+  };
+
+  test("explained variance 1 − Var(R − V)/Var(R) against a plain loop, with its edge cases", () => {
+    const returns = [1.5, -0.5, 2, 0.25, 3, -1];
+    const values = [1, 0, 1.5, 0.5, 2, -0.5];
+    const want = 1 - variance(returns.map((r, i) => r - values[i]!)) / variance(returns);
+    expectClose([explainedVariance(returns, values)], [want], "explained variance", 1e-12, 0);
+    expect(explainedVariance(returns, returns)).toBe(1); // a perfect critic
+    const mean = returns.reduce((a, b) => a + b) / returns.length;
+    expect(explainedVariance(returns, returns.map(() => mean))).toBeCloseTo(0, 12); // no better than the mean
+    expect(explainedVariance(returns, returns.map((r) => -r))).toBeLessThan(0);
+    expect(explainedVariance([2, 2, 2], [1, 2, 3])).toBe(0); // constant returns
+    expect(explainedVariance([1], [0])).toBe(0);
+  });
+
+  test("value clip ratio: the fraction of masked samples whose clipped value term is the larger", () => {
+    const value = Float32Array.of(0.5, 0.1, -0.4, 2, 1, 0);
+    const oldValue = Float32Array.of(0, 0, 0, 1, 1, 0);
+    const returns = Float32Array.of(1, -1, 0.5, 3, 5, 0);
+    const mask = Float32Array.of(1, 1, 1, 1, 0, 1);
+    const [clip, delta] = [0.2, 1];
+    const huber = (x: number) => (Math.abs(x) <= delta ? 0.5 * x * x : delta * (Math.abs(x) - 0.5 * delta));
+    let [n, c] = [0, 0];
+    for (let i = 0; i < value.length; i++) {
+      if (!mask[i]) continue;
+      n++;
+      const vc = oldValue[i]! + Math.min(clip, Math.max(-clip, value[i]! - oldValue[i]!));
+      if (huber(returns[i]! - vc) > huber(returns[i]! - value[i]!)) c++;
+    }
+    expect(c).toBeGreaterThan(0);
+    expect(valueClipRatio(value, oldValue, returns, mask, clip, delta)).toBe(c / n);
   });
 });
