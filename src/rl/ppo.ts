@@ -3,7 +3,7 @@
 // rollouts of chunk-level macro steps → GAE → the frozen prefix once per observation → update
 // epochs × minibatches (× micro-batches) → metrics, evaluation, checkpoints. The backend (WebGPU
 // or ONNX Runtime) is chosen before the algorithm starts and is invisible inside it.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Config } from "../config/schema.ts";
@@ -11,7 +11,7 @@ import { DexrlError } from "../errors.ts";
 import { type Backend, type Compiled, compile, type Feeds, host } from "../gpu/compile.ts";
 import { Learner } from "../gpu/learner.ts";
 import { initEngine } from "../gpu/runtime.ts";
-import { EventWriter } from "../log/tfevents.ts";
+import { EventWriter, purgeNotice } from "../log/tfevents.ts";
 import { evaluate } from "../eval/evaluate.ts";
 import { dims, parameterShapes } from "../model/config.ts";
 import { normalize } from "../model/normalize.ts";
@@ -24,10 +24,10 @@ import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import { Rng } from "../sim/math.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
-import { VecEnv } from "../sim/vec_env.ts";
+import { envSeed, VecEnv } from "../sim/vec_env.ts";
 import { gae, lossMask, normalizeAdvantages } from "./gae.ts";
 import { ratioStats } from "./loss.ts";
-import { loadTrainerState, trainerStateFiles } from "./trainer_state.ts";
+import { checkTrainedParameters, loadTrainerState, trainerStateFiles, writeRunConfig } from "./trainer_state.ts";
 
 export interface TrainHooks {
   /** After each global step, with the metrics written to TensorBoard. */
@@ -36,7 +36,12 @@ export interface TrainHooks {
   onProgress?: (what: string, done: number, total: number) => void;
   /** Set by a signal handler: the run stops after the current global step, with a checkpoint. */
   stopRequested?: () => boolean;
+  /** A sentence for the user (what resuming changed in the run folder). */
+  onNotice?: (line: string) => void;
 }
+
+/** The training stream PPO's fresh resets come from (dexrl collect uses small seeds for demonstrations). */
+const TRAINING_STREAM = 1_000_000;
 
 /** Seeds a stream per (seed, global step), so a resumed run draws what the uninterrupted one would have. */
 const stepRng = (seed: number, step: number) => new Rng((seed ^ Math.imul(step, 0x9e3779b1)) >>> 0);
@@ -92,6 +97,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     ],
     { betas: [optim.adam_beta1, optim.adam_beta2], eps: optim.adam_eps, weightDecay: optim.weight_decay, maxGradNorm: optim.clip_grad },
   );
+  if (resumed) checkTrainedParameters(resumed.optimizer, names, resumeDir!, `actor.model.dexbotic.train_expert_only=${trainExpertOnly}`);
   if (resumed) learner.loadState(resumed.optimizer);
   const runner = PolicyRunner.create({ config: pc, params: learner.params, normStats: ck.normStats, tokenizer: ck.tokenizer, sampler, seed: config.actor.seed, backend: rolloutBackend });
   const prefixProgram = trainExpertOnly ? compile("dexrl_prefix", prefixFn(constantPolicy(pc, ck.params)), trainBackend, { spin: true }) : undefined;
@@ -99,12 +105,18 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const update = compile("dexrl_ppo", ppoFn(pc, sampler, settings, false), trainBackend, { spin: true });
   const warmup = compile("dexrl_ppo_critic", ppoFn(pc, sampler, settings, true), trainBackend, { spin: true });
 
+  // RLinf draws rollout resets from the fixed initial states (use_fixed_reset_state_ids); false draws
+  // fresh ones from a training stream: index i is task i mod 10, state ⌊i/10⌋ of that task's stream.
+  const fixedStarts = envCfg.use_fixed_reset_state_ids || envCfg.specific_reset_id !== null;
+
   // ---- envs, renderer, logs ----
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: envCfg.max_episode_steps, autoReset: false, ignoreTerminations: envCfg.ignore_terminations, seed: envCfg.seed });
   const renderer = await createLiberoRenderer(gpu, pc.image_size, N);
   mkdirSync(join(runDir, "checkpoints"), { recursive: true });
-  writeFileSync(join(runDir, "config.yaml"), stringify(config, { lineWidth: 0 }));
-  const writer = new EventWriter(runDir);
+  writeRunConfig(runDir, stringify(config, { lineWidth: 0 }), resumed?.globalStep);
+  // Steps the interrupted run logged after the checkpoint it resumes from are dropped (TensorBoard's purge_step).
+  const writer = new EventWriter(runDir, resumed ? { purgeStep: resumed.globalStep + 1 } : {});
+  for (const p of writer.purged) hooks.onNotice?.(purgeNotice(p));
   const d = dims(pc);
   const S = pc.image_size;
   const HD = pc.horizon * pc.action_dim;
@@ -135,8 +147,13 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       const t0 = performance.now();
       const episodes: EpisodeInfo[] = [];
       for (let e = 0; e < E; e++) {
-        const starts = resetStates(envCfg, N, (step - 1) * E + e, resetRng);
-        let obs = await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK));
+        const starts = fixedStarts ? resetStates(envCfg, N, (step - 1) * E + e, resetRng) : Array.from({ length: N }, (_, n) => ((step - 1) * E + e) * N + n);
+        // Each env's streams (fixture placement) restart per rollout epoch: a resumed run places what the uninterrupted one did.
+        const envSeeds = Array.from({ length: N }, (_, n) => envSeed((envCfg.seed ^ Math.imul((step - 1) * E + e + 1, 0x27d4eb2f)) >>> 0, n));
+        let obs = fixedStarts
+          ? await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK), envSeeds)
+          : // Fresh initial states drawn like the fixed ones, never one of them: evaluation stays on states the policy never trained on.
+            await vec.reset(starts.map((s) => s % NUM_TASKS), starts.map((s) => Math.floor(s / NUM_TASKS)), envSeeds, TRAINING_STREAM + envCfg.seed);
         for (let t = 0; t <= T; t++) {
           const images = policyImages(await renderer.render(posesOfBatch(obs, N)), N, pc.num_images, S);
           const act = await runner.act({ images, instructions: obs.instructions, states: obs.states }, true);

@@ -4,7 +4,7 @@ import { LiberoEnv } from "./env.ts";
 import { ScriptedExpert } from "./expert.ts";
 import { Rng } from "./math.ts";
 import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ResetSpec } from "./protocol.ts";
-import { INIT_STATES_PER_TASK } from "./tasks.ts";
+import { INIT_STATES_PER_TASK, trainingInitState } from "./tasks.ts";
 
 export class ManagedEnv {
   private rng: Rng;
@@ -21,7 +21,12 @@ export class ManagedEnv {
   }
 
   reset(spec: ResetSpec): EnvObs {
-    this.env.reset(spec.task, spec.initState);
+    if (spec.seed !== undefined) {
+      this.env.seed(spec.seed);
+      this.rng = new Rng(spec.seed ^ 0x5bd1e995);
+    }
+    if (spec.stream === undefined) this.env.reset(spec.task, spec.initState);
+    else this.env.resetTo(trainingInitState(spec.task, spec.stream, spec.initState));
     this.initState = spec.initState;
     this.episodeReturn = 0;
     this.finished = false;

@@ -15,6 +15,13 @@ export interface EpisodeOptions {
 export interface ResetSpec {
   task: number;
   initState: number;
+  /** Restarts the env's streams (fixture placement, auto-reset draws) from this seed first; absent, they go on. */
+  seed?: number;
+  /**
+   * When set, `initState` indexes this training stream (`trainingInitState`: drawn like the fixed
+   * states, never one of them) instead of the 50 fixed evaluation states.
+   */
+  stream?: number;
 }
 
 /** One env's observation, flattened for transfer. */

@@ -160,17 +160,20 @@ export class VecEnv {
 
   /**
    * Starts new episodes: `tasks` is one task id for all envs or one per env; `initStates` (one per env)
-   * defaults to states drawn from the vector's seeded stream.
+   * defaults to states drawn from the vector's seeded stream. `seeds` (one per env) restart each env's
+   * streams first, so the episodes do not depend on how many resets came before (a resumed run).
+   * With `stream`, initStates index that training stream (any index ≥ 0) instead of the fixed states.
    */
-  async reset(tasks: number | ArrayLike<number>, initStates?: ArrayLike<number>): Promise<VecObs> {
+  async reset(tasks: number | ArrayLike<number>, initStates?: ArrayLike<number>, seeds?: ArrayLike<number>, stream?: number): Promise<VecObs> {
     const specs: ResetSpec[] = [];
     for (let i = 0; i < this.numEnvs; i++) {
       const task = typeof tasks === "number" ? tasks : tasks[i];
       if (task === undefined || !Number.isInteger(task) || task < 0 || task >= NUM_TASKS) throw new DexrlError(`task id for env ${i} must be an integer in 0..${NUM_TASKS - 1}, got ${task}`, 2);
       const initState = initStates ? initStates[i] : Math.floor(this.rng.next() * INIT_STATES_PER_TASK);
-      if (initState === undefined || !Number.isInteger(initState) || initState < 0 || initState >= INIT_STATES_PER_TASK)
-        throw new DexrlError(`initial state for env ${i} must be an integer in 0..${INIT_STATES_PER_TASK - 1}, got ${initState}`, 2);
-      specs.push({ task, initState });
+      const limit = stream === undefined ? INIT_STATES_PER_TASK : Number.MAX_SAFE_INTEGER;
+      if (initState === undefined || !Number.isInteger(initState) || initState < 0 || initState >= limit)
+        throw new DexrlError(`initial state for env ${i} must be an integer in 0..${limit - 1}, got ${initState}`, 2);
+      specs.push({ task, initState, ...(seeds ? { seed: seeds[i]! } : {}), ...(stream === undefined ? {} : { stream }) });
     }
     const parts = await Promise.all(this.workers.map((wk, w) => wk.call<EnvObs[]>({ op: "reset", specs: this.owned[w]!.map((i) => specs[i]!) })));
     return this.stack(parts.flat());
