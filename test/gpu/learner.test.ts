@@ -132,7 +132,7 @@ describe.each(["webgpu", "onnx"] as Backend[])("Learner on %s", (backend) => {
     }
     for (const n of shapes.keys()) expect(b.params.get(n), `${backend} ${n} after restore`).toEqual(a.params.get(n)!);
     expect(b.step).toBe(3);
-    expect(() => b.loadState({ ...state, m: {} })).toThrow("optimizer state has no moments for w1");
+    expect(() => b.loadState({ ...state, m: {} })).toThrow(/moments for (parameter )?w1\b/);
     for (const x of [a, b]) await x.release();
     await program.release();
   });

@@ -71,7 +71,7 @@ describe("dexrl train", () => {
 
   test("a missing model is refused with one sentence", () => {
     const p = Bun.spawnSync([process.execPath, join(root, "src/cli.ts"), "train", "actor.model.model_path=/nonexistent/model"], { cwd: root });
-    expect(p.exitCode).toBe(1);
-    expect(p.stderr.toString().trim().split("\n").at(-1)).toBe("dexrl: Checkpoint /nonexistent/model does not exist or is not a directory.");
+    expect(p.exitCode).toBe(2); // bad input, refused before any work starts (README)
+    expect(p.stderr.toString().trim().split("\n").at(-1)).toBe("dexrl: Checkpoint /nonexistent/model does not exist.");
   });
 });
