@@ -277,8 +277,8 @@ export default defineCommand({
     };
     try {
       await Promise.all(Array.from({ length: vec.numWorkers }, lane));
-      await writes;
     } finally {
+      await writes; // never rejects: a write's error is kept in writeError
       renderer.destroy();
       await vec.close();
     }

@@ -3,9 +3,9 @@
 //
 // A dataset is a directory:
 //   dataset.json                   the index (below); it lists only complete, checked shards
-//   episodes/task<T>_init<K>.safetensors
-//                                  one successful episode of task T from training initial state K
-//                                  of the dataset's seed stream, T control steps long (T = its length):
+//   episodes/task<I>_init<K>.safetensors
+//                                  one successful episode of task I from training initial state K
+//                                  of the dataset's seed stream, T control steps long:
 //     images   U8  [T, V, S, S, 3] both cameras (V = 2: agentview, robot0_eye_in_hand) at S×S,
 //                                  upright (row 0 = top, LIBERO's 180° flip not applied), RGB: the
 //                                  layout `policyImages` hands the policy; image t is what was seen
