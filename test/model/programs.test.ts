@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { type Backend, compile, type Feeds, host, type HostTensor, traceFn } from "../../src/gpu/compile.ts";
 import { Learner } from "../../src/gpu/learner.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
-import { dims, parameterShapes, timeEmbeddings } from "../../src/model/config.ts";
+import { dims, type ModelConfig, parameterShapes, timeEmbeddings } from "../../src/model/config.ts";
 import { timeGrid } from "../../src/model/flow.ts";
 import { constantPolicy, odePolicyFn, ppoFn, prefixFn, samplerFn, sftFn, trainableNames } from "../../src/model/programs.ts";
 import { type SamplerConfig, stepHost } from "../../src/model/sampler.ts";
@@ -78,16 +78,17 @@ async function run(name: string, fn: Parameters<typeof compile>[1], backend: Bac
 }
 
 /** The stored prefix (prefixFn's outputs on ONNX Runtime) as PPO program inputs. */
-async function storedPrefix(): Promise<Feeds> {
-  const out = await run("prefix", prefixFn(constantPolicy(cfg, arrays)), "onnx", obs());
+async function storedPrefix(c: ModelConfig = cfg, a = arrays): Promise<Feeds> {
+  const out = await run("prefix", prefixFn(constantPolicy(c, a)), "onnx", obs());
   const f: Feeds = { key_bias: host(out.key_bias!, [B, 1, 1, d.prefixLen]) };
+  if (out.pooled) f.pooled = host(out.pooled, [B, c.width]);
   for (let l = 0; l < cfg.depth; l++)
     for (const kv of ["k", "v"]) f[`prefix_${kv}${l}`] = host(out[`prefix_${kv}${l}`]!, [B, cfg.heads, d.prefixLen, cfg.head_dim]);
   return f;
 }
 
 const trainable = trainableNames(cfg, true);
-const paramFeeds = (names: string[], p: Map<string, Float32Array> = arrays): Feeds => Object.fromEntries(names.map((n) => [`p.${n}`, host(p.get(n)!, shapes.get(n)!)]));
+const paramFeeds = (names: string[], p: Map<string, Float32Array> = arrays, shp = shapes): Feeds => Object.fromEntries(names.map((n) => [`p.${n}`, host(p.get(n)!, shp.get(n)!)]));
 
 /** A stored micro-batch: x at each example's step `own[b]` (steps of a chain) and the next, PPO's data. */
 interface Stored {
@@ -296,6 +297,23 @@ describe("the PPO training step (ppoFn)", () => {
     expect(nonzero(attached["g.expert.layers.0.q_proj.weight"]!)).toBe(true);
     expectClose(attached["g.value_head.weight"]!, detached["g.value_head.weight"]!, "value head gradient, attached vs detached", 0, 0);
   });
+});
+
+test("value_after_vlm: the stored pooled prefix feeds the value head; the critic step agrees across backends and with the float64 value", async () => {
+  const vcfg: ModelConfig = { ...cfg, value_after_vlm: true };
+  const varrays = perturbedParams(vcfg, 22);
+  const sc = sampler({ detachCritic: false });
+  const stored = await storedBatch(sc); // a chain of the other model: data like any other
+  const prefix = await storedPrefix(vcfg, varrays);
+  expect(prefix.pooled?.shape).toEqual([B, vcfg.width]);
+  const names = trainableNames(vcfg, true);
+  const feeds = { ...paramFeeds(names, varrays, parameterShapes(vcfg)), ...ppoFeeds(sc, stored, prefix) };
+  const [gpu, ort] = await Promise.all(backends.map((bk) => run("critic", ppoFn(vcfg, sc, settings, true), bk, feeds)));
+  for (const k of Object.keys(gpu!)) expectClose(ort![k]!, gpu![k]!, `value_after_vlm: ${k} onnx vs webgpu`, ATOL, RTOL);
+  const vrefs = Array.from({ length: B }, (_, b) => refPrefix(vcfg, varrays, images.subarray(b * IMG, (b + 1) * IMG), ids.subarray(b * L, (b + 1) * L), mask.subarray(b * L, (b + 1) * L)));
+  expectClose(ort!.value!, vrefs.map((r) => refValue(vcfg, varrays, r)), "value_after_vlm: value vs float64 reference", ATOL, RTOL);
+  // The critic's loss reaches only the value head: the pooled prefix is a stored input.
+  for (const n of names) expect([n, ort![`g.${n}`]!.some((x) => x !== 0)]).toEqual([n, n.startsWith("value_head")]);
 });
 
 describe("the SFT step (sftFn) on the whole model", () => {

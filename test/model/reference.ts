@@ -192,9 +192,10 @@ export const refVelocity = (c: ModelConfig, p: P, prefix: RefPrefix, stateN: Arr
   refExpert(c, p, prefix, stateN, xt, t).velocity;
 
 /** The value: the head on the mean of the action tokens' outputs, or on the pooled prefix (value_after_vlm). */
-export function refValue(c: ModelConfig, p: P, prefix: RefPrefix, actionOut: M): number {
+export function refValue(c: ModelConfig, p: P, prefix: RefPrefix, actionOut?: M): number {
   let input: Float64Array;
   if (c.value_after_vlm) input = prefix.pooled!;
+  else if (!actionOut) throw new Error("refValue: the π0 value head needs the action tokens' outputs");
   else {
     input = new Float64Array(actionOut.cols);
     for (let r = 0; r < actionOut.rows; r++) for (let i = 0; i < actionOut.cols; i++) input[i] += actionOut.a[r * actionOut.cols + i]! / actionOut.rows;
