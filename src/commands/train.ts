@@ -10,7 +10,7 @@ import { DexrlError, usageError } from "../errors.ts";
 import { formatMetrics, Progress } from "../log/console.ts";
 import { checkCheckpointDir, recoverInterruptedSaves } from "../model/checkpoint.ts";
 import { train } from "../rl/ppo.ts";
-import { readTrainerMeta } from "../rl/trainer_state.ts";
+import { readTrainerMeta, testKillPoint } from "../rl/trainer_state.ts";
 
 export default defineCommand({
   meta: {
@@ -36,7 +36,8 @@ export default defineCommand({
     const steps = config.runner.max_steps;
     // Everything that can be refused is refused here, before the run folder is touched.
     const resumeDir = config.runner.resume_dir;
-    const resumeStep = resumeDir === null ? 0 : readTrainerMeta(resumeDir).globalStep;
+    const resumeMeta = resumeDir === null ? undefined : readTrainerMeta(resumeDir);
+    const resumeStep = resumeMeta?.globalStep ?? 0;
     if (resumeDir !== null && resumeStep >= steps)
       throw usageError(`runner.resume_dir ${resumeDir} is at global step ${resumeStep} and runner.max_steps is ${steps}: nothing is left to train; raise runner.max_steps.`);
     checkCheckpointDir(resumeDir ?? config.actor.model.model_path);
@@ -44,11 +45,19 @@ export default defineCommand({
 
     if (config.env.train.video_cfg.save_video)
       console.error("dexrl: env.train.video_cfg.save_video is set, but training writes no videos yet (`dexrl render --video` records the scripted expert).");
-    if (continuing) console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs`);
-    else
+    if (continuing) {
+      const record = existsSync(join(runDir, "config.yaml")) ? `; config.yaml keeps the earlier config, config.resume_${resumeStep}.yaml records this one` : "";
+      console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs${record}`);
+    } else
       console.error(
         `dexrl: training ${resumeDir ? `from ${resumeDir} (global step ${resumeStep})` : config.actor.model.model_path} up to global step ${steps} with ${config.env.train.total_num_envs} envs; new run folder ${runDir}`,
       );
+    // Learning rates given on resume apply (AdamW's moments carry over, its saved lrs do not).
+    const lrs: [string, number][] = [["actor.optim.lr", config.actor.optim.lr], ["actor.optim.value_lr", config.actor.optim.value_lr]];
+    lrs.forEach(([key, lr], i) => {
+      const saved = resumeMeta?.lrs[i];
+      if (saved !== undefined && saved !== lr) console.error(`dexrl: ${key} is ${lr}, the checkpoint's run used ${saved}: ${lr} applies from global step ${resumeStep + 1} on.`);
+    });
     // Ctrl-C or SIGTERM: the current global step finishes and is checkpointed; a second one stops at once.
     let stopSignal: NodeJS.Signals | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
@@ -63,6 +72,7 @@ export default defineCommand({
     process.on("SIGTERM", onSignal);
     let bar: Progress | undefined;
     let phase = "";
+    let current = resumeStep + 1; // the global step in progress
     let result: Awaited<ReturnType<typeof train>>;
     try {
       result = await train(config, runDir, {
@@ -73,9 +83,12 @@ export default defineCommand({
             bar = new Progress(`  ${what}`, total, 30);
           }
           bar!.tick(1);
+          testKillPoint(what, current);
         },
+        onNotice: (line) => console.error(`dexrl: ${line}.`),
         onStep: (step, metrics) => {
           phase = "";
+          current = step + 1;
           console.log(`${formatMetrics(step, metrics)}`);
         },
       });

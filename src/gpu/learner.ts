@@ -4,6 +4,7 @@
 // weight decay, one lr per parameter group) applies them. On ONNX Runtime both are traced once per
 // shape signature; per step only the 0.3–5 M weights, moments and gradients cross (a few MB).
 import { type Backend, type Compiled, type Feeds, compile, host, type TensorFn } from "./compile.ts";
+import { DexrlError } from "../errors.ts";
 import * as op from "./ops.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -153,7 +154,7 @@ export class Learner {
     for (const n of this.trainable()) {
       const m = s.m[n];
       const v = s.v[n];
-      if (!m || !v) throw new Error(`optimizer state has no moments for ${n}`);
+      if (!m || !v) throw new DexrlError(`The optimizer state has no AdamW moments for parameter ${n}, which this run trains; it was saved for another set of trained parameters.`, 2);
       this.m.set(n, Float32Array.from(m));
       this.v.set(n, Float32Array.from(v));
     }

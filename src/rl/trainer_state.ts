@@ -1,6 +1,6 @@
 // What a PPO run needs beyond the policy checkpoint to resume: the global step and AdamW's state
 // (step, learning rates, first and second moments), kept beside the checkpoint's files.
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DexrlError, usageError } from "../errors.ts";
 import type { AdamWState } from "../gpu/optim.ts";
@@ -20,10 +20,25 @@ export function trainerStateFiles(s: TrainerState): Record<string, Uint8Array | 
   const tensors: Tensors = new Map();
   for (const [name, m] of Object.entries(s.optimizer.m)) tensors.set(`m.${name}`, { shape: [m.length], data: m });
   for (const [name, v] of Object.entries(s.optimizer.v)) tensors.set(`v.${name}`, { shape: [v.length], data: v });
-  return {
+  const files: Record<string, Uint8Array | string> = {
     [MOMENTS]: encodeSafetensors(tensors),
     [STATE]: JSON.stringify({ global_step: s.globalStep, adamw_step: s.optimizer.step, lrs: s.optimizer.lrs }, null, 2) + "\n",
   };
+  // The resume tests' kill "during a checkpoint write": the writer reads these entries after it has
+  // written the checkpoint's own files into its hidden partial folder, before these and the rename.
+  if (process.env[KILL_AT] === `checkpoint:${s.globalStep}`) Object.defineProperty(files, STATE, { enumerable: true, get: () => process.kill(process.pid, "SIGKILL") });
+  return files;
+}
+
+/**
+ * For the resume tests only: DEXRL_TEST_KILL_AT=<point>:<global step> (point: rollout, update or
+ * checkpoint) makes the process SIGKILL itself the first time it reaches that point of that step:
+ * after the first policy call of the rollout, after the first optimizer step of the update, or in
+ * the middle of writing the step's checkpoint. Unset, it does nothing.
+ */
+export const KILL_AT = "DEXRL_TEST_KILL_AT";
+export function testKillPoint(point: string, globalStep: number): void {
+  if (process.env[KILL_AT] === `${point}:${globalStep}`) process.kill(process.pid, "SIGKILL");
 }
 
 export interface TrainerMeta {
@@ -73,4 +88,46 @@ export function loadTrainerState(dir: string): TrainerState {
     (kind === "m." ? optimizer.m : optimizer.v)[key.slice(2)] = t.data;
   }
   return { globalStep: meta.globalStep, optimizer };
+}
+
+/**
+ * Refuses to continue AdamW's state for a different set of trained parameters than the one it was
+ * saved for (a resume with another `setting`, e.g. actor.model.dexbotic.train_expert_only=false),
+ * with a sentence naming the setting; the moments of one set mean nothing for another.
+ */
+export function checkTrainedParameters(state: AdamWState, names: string[], dir: string, setting: string): void {
+  const want = new Set(names);
+  const missing = names.filter((n) => !state.m[n] || !state.v[n]);
+  const extra = Object.keys(state.m).filter((n) => !want.has(n));
+  if (!missing.length && !extra.length) return;
+  const saved = Object.keys(state.m).length;
+  const example = missing.length ? `it has none for ${missing[0]}` : `it has them for ${extra[0]}, which this run would not train`;
+  throw usageError(
+    `Cannot resume from ${dir} with ${setting}: its optimizer state holds AdamW moments for ${saved} parameters and this run would train ${names.length} (${example}); the trained parameters cannot change on resume. ` +
+      `Resume with the setting the run was trained with, or start a new run from these weights with actor.model.model_path=${dir}.`,
+  );
+}
+
+const RESUME_CONFIG = /^config\.resume_(\d+)\.yaml$/;
+
+/**
+ * Records in the run folder what ran: a new run writes config.yaml; a run resumed at global step
+ * `resumedAt` in a folder that already has config.yaml keeps it (what ran up to the first resume)
+ * and writes config.resume_<resumedAt>.yaml (what runs from step resumedAt + 1 on), removing the
+ * records of resumes after that step (their steps are discarded and run again). Written to a
+ * temporary name and renamed, so a kill leaves no half file. Returns the file written.
+ */
+export function writeRunConfig(runDir: string, yaml: string, resumedAt?: number): string {
+  const continuing = resumedAt !== undefined && existsSync(join(runDir, "config.yaml"));
+  const name = continuing ? `config.resume_${resumedAt}.yaml` : "config.yaml";
+  if (continuing)
+    for (const f of readdirSync(runDir)) {
+      const m = RESUME_CONFIG.exec(f);
+      if (m && Number(m[1]) > resumedAt) rmSync(join(runDir, f), { force: true });
+    }
+  const path = join(runDir, name);
+  const tmp = join(runDir, `.${name}.partial-${process.pid}`);
+  writeFileSync(tmp, yaml);
+  renameSync(tmp, path);
+  return path;
 }

@@ -4,7 +4,7 @@
 // (forward + backward) and AdamW with warm-up and cosine decay → metrics, ODE evaluation on a few
 // fixed initial states, checkpoints. Every random draw comes from a stream seeded per step, so a
 // resumed run continues exactly where the interrupted one would have.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Config } from "../config/schema.ts";
@@ -13,7 +13,7 @@ import { compile, type Feeds, host } from "../gpu/compile.ts";
 import { Learner } from "../gpu/learner.ts";
 import { initEngine } from "../gpu/runtime.ts";
 import { evaluate } from "../eval/evaluate.ts";
-import { EventWriter } from "../log/tfevents.ts";
+import { EventWriter, purgeNotice } from "../log/tfevents.ts";
 import type { NormStats } from "../model/checkpoint.ts";
 import { DEFAULT_MODEL, initParameters, parameterShapes, timeEmbeddings, type ModelConfig } from "../model/config.ts";
 import { sampleFlowTimes } from "../model/flow.ts";
@@ -24,7 +24,7 @@ import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../sim/math.ts";
 import { NUM_TASKS } from "../sim/tasks.ts";
-import { loadTrainerState, trainerStateFiles } from "../rl/trainer_state.ts";
+import { loadTrainerState, trainerStateFiles, writeRunConfig } from "../rl/trainer_state.ts";
 import { type DatasetEpisode, openDataset } from "./dataset.ts";
 
 export interface SftHooks {
@@ -146,8 +146,9 @@ export async function sft(config: Config, runDir: string, hooks: SftHooks = {}):
   const program = compile("dexrl_sft", sftFn(c), backend, { spin: true });
 
   mkdirSync(join(runDir, "checkpoints"), { recursive: true });
-  writeFileSync(join(runDir, "config.yaml"), stringify(config, { lineWidth: 0 }));
-  const writer = new EventWriter(runDir);
+  writeRunConfig(runDir, stringify(config, { lineWidth: 0 }), resumed?.globalStep);
+  const writer = new EventWriter(runDir, resumed ? { purgeStep: resumed.globalStep + 1 } : {}); // drops steps logged after the checkpoint
+  for (const p of writer.purged) console.error(`dexrl: ${purgeNotice(p)}.`);
   const H = c.horizon;
   const S = c.image_size;
   const IMG = c.num_images * S * S * 3;

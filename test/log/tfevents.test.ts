@@ -1,100 +1,11 @@
-// TensorBoard event files read back by an independent reader: its own CRC-32C (bitwise) and its own
-// protobuf decoding, so neither the writer's checksum library nor protobufjs vouches for itself.
+// TensorBoard event files read back by an independent reader (events.ts: its own CRC-32C and protobuf
+// decoding); a resumed run's purge drops the steps logged after its checkpoint from earlier files.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EventWriter } from "../../src/log/tfevents.ts";
-
-/** CRC-32C, reflected Castagnoli polynomial 0x82F63B78, one bit at a time. */
-function crc32cBitwise(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const b of bytes) {
-    crc ^= b;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-const mask = (crc: number) => ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
-
-interface Scalar {
-  step: number;
-  wallTime: number;
-  tag: string;
-  value: number;
-}
-
-/** Minimal protobuf field walker: yields [fieldNumber, wireType, value or bytes]. */
-function* fields(buf: Uint8Array): Generator<[number, number, number | bigint | Uint8Array]> {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let i = 0;
-  const varint = (): bigint => {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      const b = buf[i++]!;
-      result |= BigInt(b & 0x7f) << shift;
-      if (!(b & 0x80)) return result;
-      shift += 7n;
-    }
-  };
-  while (i < buf.length) {
-    const key = Number(varint());
-    const field = key >>> 3;
-    const wire = key & 7;
-    if (wire === 0) yield [field, wire, varint()];
-    else if (wire === 1) {
-      yield [field, wire, view.getFloat64(i, true)];
-      i += 8;
-    } else if (wire === 5) {
-      yield [field, wire, view.getFloat32(i, true)];
-      i += 4;
-    } else if (wire === 2) {
-      const len = Number(varint());
-      yield [field, wire, buf.subarray(i, i + len)];
-      i += len;
-    } else throw new Error(`unexpected wire type ${wire}`);
-  }
-}
-
-function readEvents(path: string): { fileVersion?: string; scalars: Scalar[]; records: number } {
-  const bytes = new Uint8Array(readFileSync(path));
-  const view = new DataView(bytes.buffer);
-  const scalars: Scalar[] = [];
-  let fileVersion: string | undefined;
-  let off = 0;
-  let records = 0;
-  while (off < bytes.length) {
-    const len = Number(view.getBigUint64(off, true));
-    expect(view.getUint32(off + 8, true)).toBe(mask(crc32cBitwise(bytes.subarray(off, off + 8))));
-    const payload = bytes.subarray(off + 12, off + 12 + len);
-    expect(view.getUint32(off + 12 + len, true)).toBe(mask(crc32cBitwise(payload)));
-    off += 12 + len + 4;
-    records++;
-    let wallTime = 0;
-    let step = 0;
-    const pending: { tag: string; value: number }[] = [];
-    for (const [f, , v] of fields(payload)) {
-      if (f === 1) wallTime = v as number;
-      else if (f === 2) step = Number(v);
-      else if (f === 3) fileVersion = new TextDecoder().decode(v as Uint8Array);
-      else if (f === 5)
-        for (const [sf, , sv] of fields(v as Uint8Array)) {
-          if (sf !== 1) continue;
-          let tag = "";
-          let value = NaN;
-          for (const [vf, , vv] of fields(sv as Uint8Array)) {
-            if (vf === 1) tag = new TextDecoder().decode(vv as Uint8Array);
-            if (vf === 2) value = vv as number;
-          }
-          pending.push({ tag, value });
-        }
-    }
-    for (const p of pending) scalars.push({ step, wallTime, ...p });
-  }
-  expect(off).toBe(bytes.length);
-  return { fileVersion, scalars, records };
-}
+import { EventWriter, purgeEvents } from "../../src/log/tfevents.ts";
+import { crc32cBitwise, eventFiles, readEvents, type Scalar } from "./events.ts";
 
 describe("TensorBoard event writer", () => {
   test("the bitwise CRC-32C matches the standard check value", () => {
@@ -126,5 +37,74 @@ describe("TensorBoard event writer", () => {
     w.addScalars(3, { a: NaN, b: 2, c: -Infinity });
     w.close();
     expect(readEvents(w.path).scalars.map((s) => [s.tag, s.value])).toEqual([["a", NaN], ["b", 2], ["c", -Infinity]]);
+  });
+});
+
+describe("purging the steps a resumed run logs again", () => {
+  /** A run folder whose first writer logged steps 1…5 at known wall times. */
+  function firstRun(): { dir: string; path: string; bytes: Buffer; logged: Scalar[] } {
+    const dir = mkdtempSync(join(tmpdir(), "dexrl-tb-purge-"));
+    const w = new EventWriter(dir);
+    const logged: Scalar[] = [];
+    for (let step = 1; step <= 5; step++) {
+      const metrics = { "train/loss": 1 / step, "env/reward": step * 0.25 };
+      w.addScalars(step, metrics, 1_800_000_000 + step);
+      for (const [tag, value] of Object.entries(metrics)) logged.push({ step, wallTime: 1_800_000_000 + step, tag, value: Math.fround(value) });
+    }
+    w.close();
+    return { dir, path: w.path, bytes: readFileSync(w.path), logged };
+  }
+
+  test("a writer resuming at step 4 drops steps ≥ 4 from the earlier file, keeps the rest byte for byte, and starts with TensorBoard's purge marker", () => {
+    const { dir, path, bytes, logged } = firstRun();
+    const w = new EventWriter(dir, { purgeStep: 4 });
+    expect(w.path).not.toBe(path);
+    expect(w.purged).toEqual([{ path, steps: [4, 5], damagedBytes: 0 }]);
+    for (let step = 4; step <= 6; step++) w.addScalars(step, { "train/loss": -step }, 1_900_000_000 + step);
+    w.close();
+
+    expect(eventFiles(dir)).toEqual([path, w.path]);
+    const kept = readFileSync(path);
+    expect(bytes.subarray(0, kept.length).equals(kept)).toBe(true);
+    const first = readEvents(path);
+    expect(first.fileVersion).toBe("brain.Event:2");
+    expect(first.scalars).toEqual(logged.filter((s) => s.step < 4));
+    const second = readEvents(w.path);
+    expect(second.fileVersion).toBe("brain.Event:2");
+    expect(second.starts).toEqual([4]);
+    expect(second.scalars.map((s) => [s.step, s.value])).toEqual([[4, -4], [5, -5], [6, -6]]);
+    // Read in TensorBoard's order, every (step, tag) appears once.
+    const all = eventFiles(dir).flatMap((f) => readEvents(f).scalars.map((s) => `${s.step} ${s.tag}`));
+    expect(new Set(all).size).toBe(all.length);
+    // No temporary file is left, and none would have been read by TensorBoard ("tfevents" in the name).
+    expect(readdirSync(dir).filter((f) => !f.startsWith("events.out.tfevents."))).toEqual([]);
+
+    // Resuming earlier again: the second file keeps its header, loses its purge marker and steps ≥ 2.
+    expect(purgeEvents(dir, 2)).toEqual([
+      { path, steps: [2, 3], damagedBytes: 0 },
+      { path: w.path, steps: [4, 5, 6], damagedBytes: 0 },
+    ]);
+    expect(readEvents(path).scalars).toEqual(logged.filter((s) => s.step < 2));
+    expect(readEvents(w.path)).toEqual({ fileVersion: "brain.Event:2", scalars: [], starts: [], records: 1 });
+  });
+
+  test("files with nothing to drop are left alone; a damaged tail (a write cut short) is dropped; a killed rewrite's temporary file is removed", () => {
+    const { dir, path, bytes, logged } = firstRun();
+    expect(purgeEvents(dir, 6)).toEqual([]);
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+
+    appendFileSync(path, bytes.subarray(bytes.length - 30, bytes.length - 10)); // the start of a record only
+    const dead = Bun.spawnSync(["true"]).pid;
+    writeFileSync(join(dir, `.tb-rewrite-${dead}-0.partial`), "left by a killed rewrite");
+    expect(purgeEvents(dir, 6)).toEqual([{ path, steps: [], damagedBytes: 20 }]);
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+    expect(readEvents(path).scalars).toEqual(logged);
+    expect(readdirSync(dir)).toEqual([path.slice(dir.length + 1)]);
+  });
+
+  test("a folder without event files, or no folder at all, purges nothing", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dexrl-tb-purge-"));
+    expect(purgeEvents(dir, 1)).toEqual([]);
+    expect(purgeEvents(join(dir, "missing"), 1)).toEqual([]);
   });
 });
