@@ -258,6 +258,21 @@ function checkRules(c: Config, use: LoadOptions["use"]): void {
     `Config key actor.model.noise_params is ${JSON.stringify(m.noise_params)}; it must be [start, end, steps].`,
   );
   if (use === "eval") return; // what follows matters to training only
+  // RLinf's PPO settings that dexrl implements exactly one way: any other value is refused, not ignored.
+  const a = c.algorithm;
+  const only = (key: string, value: unknown, want: unknown, why: string) =>
+    rule(value === want, `Config key ${key} is ${JSON.stringify(value)}, but ${why}; set it to ${JSON.stringify(want)}.`);
+  only("algorithm.reward_type", a.reward_type, "chunk_level", "dexrl's rewards and advantages are per policy call (RLinf's chunk_level for π0)");
+  only("algorithm.logprob_type", a.logprob_type, "chunk_level", "dexrl's log-probs are summed over each executed chunk (chunk_level)");
+  only("algorithm.adv_type", a.adv_type, "gae", "dexrl's advantages are GAE (actor-critic PPO)");
+  only("algorithm.loss_type", a.loss_type, "actor_critic", "dexrl's loss is PPO's actor-critic loss");
+  only("algorithm.group_size", a.group_size, 1, "group_size > 1 is GRPO's grouping, which dexrl does not implement");
+  only("algorithm.filter_rewards", a.filter_rewards, false, "reward filtering selects GRPO groups by success rate (group_size > 1), which dexrl does not implement");
+  only("algorithm.kl_beta", a.kl_beta, 0, "dexrl's PPO has no KL penalty against a reference policy");
+  only("rollout.recompute_logprobs", c.rollout.recompute_logprobs, false, "dexrl updates with the rollout's own log-probs (the sampler and the update run the same program, so recomputing gives the same numbers)");
+  only("actor.model.chunk_critic_input", m.chunk_critic_input, true, "dexrl's value head reads the mean of the action chunk's expert outputs (RLinf's chunk_critic_input)");
+  only("actor.model.use_proprio", m.use_proprio, true, "dexrl's policy always takes the robot state as its state token");
+  rule(a.clip_ratio_low < 1, `Config key algorithm.clip_ratio_low is ${a.clip_ratio_low}; it must be below 1.`);
   rule(
     c.actor.global_batch_size % c.actor.micro_batch_size === 0,
     `Config key actor.global_batch_size (${c.actor.global_batch_size}) must be a multiple of actor.micro_batch_size (${c.actor.micro_batch_size}).`,

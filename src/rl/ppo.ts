@@ -72,7 +72,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   if (pc.horizon !== m.action_horizon) throw new DexrlError(`Checkpoint ${m.model_path} has action horizon ${pc.horizon} but actor.model.action_horizon is ${m.action_horizon}.`, 2);
   if (m.dexbotic.noise_method === "flow_noise" && !pc.add_noise_head)
     throw new DexrlError(`actor.model.dexbotic.noise_method is flow_noise but checkpoint ${m.model_path} has no noise head (add_noise_head).`, 2);
-  if (!pc.add_value_head) throw new DexrlError(`Checkpoint ${m.model_path} has no value head (add_value_head), which the actor-critic loss needs.`, 2);
+  if (!pc.add_value_head || !m.add_value_head) throw new DexrlError(`Checkpoint ${m.model_path} has no value head (add_value_head), or actor.model.add_value_head is false; the actor-critic loss needs one.`, 2);
+  if (pc.value_after_vlm !== m.value_after_vlm)
+    throw new DexrlError(`actor.model.value_after_vlm is ${m.value_after_vlm} but checkpoint ${m.model_path} has value_after_vlm ${pc.value_after_vlm} (its value head reads ${pc.value_after_vlm ? "the prefix" : "the action tokens"}); set them alike.`, 2);
+  if (pc.num_images !== m.dexbotic.num_images_in_input)
+    throw new DexrlError(`Checkpoint ${m.model_path} takes ${pc.num_images} camera views but actor.model.dexbotic.num_images_in_input is ${m.dexbotic.num_images_in_input}.`, 2);
   const gpu = await initEngine();
   const trainExpertOnly = m.dexbotic.train_expert_only;
   const sampler: SamplerConfig = {
@@ -135,13 +139,27 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const b_dones = new Uint8Array(slots);
   const b_bootstrap = new Float32Array(E * N);
 
+  // One embodied epoch is one global step in RLinf, so max_epochs caps the steps as max_steps does.
+  const maxSteps = Math.min(config.runner.max_steps, config.runner.max_epochs);
   let step = (resumed?.globalStep ?? 0) + 1;
   let stopped = false;
+  if (config.runner.only_eval) {
+    // RLinf's only_eval: evaluate the starting policy on the fixed initial states and stop.
+    const metrics = await validate(config, learner.params, ck, gpu);
+    writer.addScalars(step - 1, metrics);
+    hooks.onStep?.(step - 1, metrics);
+    step = maxSteps + 1;
+  }
   try {
-    for (; step <= config.runner.max_steps; step++) {
+    for (; step <= maxSteps; step++) {
       const resetRng = stepRng(envCfg.seed ^ 0x2545f491, step);
       const shuffleRng = stepRng(config.actor.seed, step);
       runner.reseed((config.actor.seed ^ Math.imul(step, 0x85ebca6b)) >>> 0);
+      // noise_anneal: flow-SDE's noise level goes linearly from noise_params[0] to [1] over [2] global steps.
+      if (m.noise_anneal) {
+        const [start, end, span] = m.noise_params as [number, number, number];
+        sampler.noiseLevel = start + (end - start) * Math.min(1, (step - 1) / Math.max(1, span));
+      }
 
       // ---- rollouts: E rollout epochs × T macro steps × N envs ----
       const t0 = performance.now();
@@ -311,6 +329,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
         "train/actor/ratio_abs": rs.ratioAbs,
         "train/actor/grad_norm": per(sums.gradNorm, sums.updates),
         "train/actor/lr": optim.lr,
+        "train/actor/noise_level": sampler.noiseLevel,
         "train/critic/value_loss": per(sums.value, sums.micro),
         "train/critic/explained_variance": explainedVariance(ret, masked(b_values)),
         "train/critic/value_clip_ratio": valueClipRatio(valueAll, b_values, b_ret, b_mask, alg.value_clip, alg.huber_delta),
@@ -338,7 +357,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 
       // ---- checkpoints ----
       stopped = hooks.stopRequested?.() ?? false;
-      const save = (config.runner.save_interval > 0 && step % config.runner.save_interval === 0) || step === config.runner.max_steps || stopped;
+      const save = (config.runner.save_interval > 0 && step % config.runner.save_interval === 0) || step === maxSteps || stopped;
       if (save) savePolicyCheckpoint(join(runDir, "checkpoints", `global_step_${step}`), { ...ck, params: learner.params }, trainerStateFiles({ globalStep: step, optimizer: learner.state() }));
       if (stopped) break;
     }
@@ -351,7 +370,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     await update.release();
     await warmup.release();
   }
-  return { lastStep: Math.min(step, config.runner.max_steps), stopped };
+  return { lastStep: Math.min(step, maxSteps), stopped };
 
 }
 
