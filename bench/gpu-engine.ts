@@ -17,12 +17,13 @@ console.log(`# device: ${gpu.summary.device || gpu.summary.description} (${gpu.s
 
 const time = (fn: () => void) => timeCall(fn, quick ? 0.3 : 1.5);
 
-// Sizes: the action expert at batch 8 × (1 state + 50 action tokens) = 408 rows, width 256,
-// MLP 1024, 4 heads of 64 over 64 prefix + 51 suffix keys; then the square classics.
+// Sizes: the action expert at batch 8 × (1 state + 50 action tokens) = 408 rows, width 256, MLP
+// 1024 (the policy's [in, out] weights: x·W), 4 heads of 64 over 64 prefix + 51 suffix keys; then
+// the square classics.
 const sizes: { name: string; M: number; N: number; K: number; transB?: boolean; batch?: number }[] = [
-  { name: "expert qkv/o (x·Wᵀ)", M: 408, N: 256, K: 256, transB: true },
-  { name: "expert MLP up (x·Wᵀ)", M: 408, N: 1024, K: 256, transB: true },
-  { name: "expert MLP down (x·Wᵀ)", M: 408, N: 256, K: 1024, transB: true },
+  { name: "expert q/k/v/o (x·W)", M: 408, N: 256, K: 256 },
+  { name: "expert MLP up (x·W)", M: 408, N: 1024, K: 256 },
+  { name: "expert MLP down (x·W)", M: 408, N: 256, K: 1024 },
   { name: "attention scores q·kᵀ", M: 51, N: 115, K: 64, transB: true, batch: 32 },
   { name: "512³", M: 512, N: 512, K: 512 },
   { name: "1024³", M: 1024, N: 1024, K: 1024 },
