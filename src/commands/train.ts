@@ -43,8 +43,6 @@ export default defineCommand({
     checkCheckpointDir(resumeDir ?? config.actor.model.model_path);
     const continuing = prepareRunDir(runDir, resumeDir, resumeStep);
 
-    if (config.env.train.video_cfg.save_video)
-      console.error("dexrl: env.train.video_cfg.save_video is set, but training writes no videos yet (`dexrl render --video` records the scripted expert).");
     if (continuing) {
       const record = existsSync(join(runDir, "config.yaml")) ? `; config.yaml keeps the earlier config, config.resume_${resumeStep}.yaml records this one` : "";
       console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs${record}`);

@@ -11,6 +11,21 @@ const MARGIN = 4;
 
 /** Text scale that keeps captions legible: 1 for small frames, 2 from 192 px up. */
 const captionScale = (height: number) => (height >= 192 ? 2 : 1);
+/** Camera images are enlarged (nearest pixel) to at least this height, so small policies' frames stay readable. */
+const MIN_HEIGHT = 128;
+
+/** u8 [n, H, W, 3] images enlarged k× by repeating pixels. */
+function enlarge(images: Uint8Array, n: number, width: number, height: number, k: number): Uint8Array {
+  const out = new Uint8Array(images.length * k * k);
+  const W = width * k;
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < height * k; y++)
+      for (let x = 0; x < W; x++) {
+        const src = ((i * height + Math.floor(y / k)) * width + Math.floor(x / k)) * 3;
+        out.set(images.subarray(src, src + 3), ((i * height * k + y) * W + x) * 3);
+      }
+  return out;
+}
 
 /**
  * One video frame: the N_cam images of one env (u8 [N_cam, H, W, 3]) left to right, with the
@@ -18,6 +33,8 @@ const captionScale = (height: number) => (height >= 192 ? 2 : 1);
  */
 export function captionedFrame(images: Uint8Array, nCam: number, width: number, height: number, instruction: string, status: string): RgbImage {
   if (images.length !== nCam * width * height * 3) throw new Error(`expected ${nCam} images of ${width}×${height}×3 bytes, got ${images.length} bytes`);
+  const k = Math.ceil(MIN_HEIGHT / height);
+  if (k > 1) return captionedFrame(enlarge(images, nCam, width, height, k), nCam, width * k, height * k, instruction, status);
   const scale = captionScale(height);
   const outW = nCam * width;
   const lines = [...wrapText(instruction, outW - 2 * MARGIN, scale), status];
@@ -59,6 +76,11 @@ export class EpisodeGif {
     const palette = quantize(rgba, 256);
     this.gif.writeFrame(applyPalette(rgba, palette), frame.width, frame.height, { palette, delay: Math.round(1000 / this.fps) });
     this.frames++;
+  }
+
+  /** Whether the video was finished (saved). */
+  get done(): boolean {
+    return this.bytes !== undefined;
   }
 
   get length(): number {

@@ -21,6 +21,7 @@ import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/progra
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
+import { captionedFrame, EpisodeGif } from "../render/video.ts";
 import { Rng } from "../sim/math.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
@@ -145,7 +146,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   let stopped = false;
   if (config.runner.only_eval) {
     // RLinf's only_eval: evaluate the starting policy on the fixed initial states and stop.
-    const metrics = await validate(config, learner.params, ck, gpu);
+    const metrics = await validate(config, learner.params, ck, gpu, step);
     writer.addScalars(step - 1, metrics);
     hooks.onStep?.(step - 1, metrics);
     step = maxSteps + 1;
@@ -172,8 +173,12 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           ? await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK), envSeeds)
           : // Fresh initial states drawn like the fixed ones, never one of them: evaluation stays on states the policy never trained on.
             await vec.reset(starts.map((s) => s % NUM_TASKS), starts.map((s) => Math.floor(s / NUM_TASKS)), envSeeds, TRAINING_STREAM + envCfg.seed);
+        // env.train.video_cfg: env 0's episode of the first rollout epoch, one frame per policy call.
+        const gif = e === 0 && envCfg.video_cfg.save_video ? new EpisodeGif(20 / C) : undefined;
         for (let t = 0; t <= T; t++) {
-          const images = policyImages(await renderer.render(posesOfBatch(obs, N)), N, pc.num_images, S);
+          const frames = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
+          if (gif && !gif.done) gif.add(captionedFrame(frames.subarray(0, 2 * S * S * 3), 2, S, S, obs.instructions[0]!, `global step ${step}, step ${obs.elapsed[0]}`));
+          const images = policyImages(frames, N, pc.num_images, S);
           const act = await runner.act({ images, instructions: obs.instructions, states: obs.states }, true);
           if (t === T) {
             b_bootstrap.set(act.value, e * N); // the last call only bootstraps the value
@@ -199,6 +204,8 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
             b_dones[base + n] = done;
           }
           episodes.push(...res.episodes);
+          const first = res.episodes.find((x) => x.env === 0);
+          if (gif && first && !gif.done) gif.save(join(envCfg.video_cfg.video_base_dir, `global_step_${step}`, `task${first.task}_${first.successOnce ? "success" : "failure"}.gif`));
           obs = res.obs;
           hooks.onProgress?.("rollout", e * T + t + 1, E * T);
         }
@@ -351,7 +358,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 
       // ---- evaluation on the fixed initial states (runner.val_check_interval) ----
       const val = config.runner.val_check_interval;
-      if (val > 0 && step % val === 0) Object.assign(metrics, await validate(config, learner.params, ck, gpu));
+      if (val > 0 && step % val === 0) Object.assign(metrics, await validate(config, learner.params, ck, gpu, step));
       writer.addScalars(step, metrics);
       hooks.onStep?.(step, metrics);
 
@@ -393,7 +400,7 @@ async function computePrefixes(program: Compiled, images: Uint8Array, instr: str
 }
 
 /** The ODE policy's success on the fixed initial states (all 500 unless env.eval narrows them), as eval/* metrics. */
-async function validate(config: Config, params: Map<string, Float32Array>, ck: PolicyCheckpoint, gpu: Awaited<ReturnType<typeof initEngine>>): Promise<Record<string, number>> {
+async function validate(config: Config, params: Map<string, Float32Array>, ck: PolicyCheckpoint, gpu: Awaited<ReturnType<typeof initEngine>>, step: number): Promise<Record<string, number>> {
   const m = config.actor.model;
   const env = config.env.eval;
   const runner = PolicyRunner.create({
@@ -408,7 +415,8 @@ async function validate(config: Config, params: Map<string, Float32Array>, ck: P
   try {
     const trials = Math.max(1, Math.min(INIT_STATES_PER_TASK, Math.floor(env.total_num_envs / NUM_TASKS)));
     const tasks = Array.from({ length: NUM_TASKS }, (_, i) => i);
-    const r = await evaluate(gpu, runner, { tasks, trialsPerTask: trials, numEnvs: Math.min(64, tasks.length * trials), maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: false, seed: env.seed });
+    const videos = env.video_cfg.save_video ? { count: 2, dir: join(env.video_cfg.video_base_dir, `global_step_${step}`) } : undefined;
+    const r = await evaluate(gpu, runner, { tasks, trialsPerTask: trials, numEnvs: Math.min(64, tasks.length * trials), maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: false, seed: env.seed, videos });
     // Episodes end at success here (success_once does not depend on it, and it halves the time).
     return { "eval/success_once": r.overall.successOnce, "eval/episode_len": r.overall.meanEpisodeLen, "eval/episodes": r.overall.episodes };
   } finally {
