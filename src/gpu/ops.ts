@@ -149,7 +149,8 @@ export const patchify = (images: Tensor, patch: number, scaleBy = 2 / 255, offse
 
 // ---- losses and densities ----------------------------------------------------------------------
 
-const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+/** ½·log 2π, the Gaussian log-density's constant. */
+export const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
 /** Elementwise log N(x; mean, std²) = −log σ − ½ log 2π − ½((x − μ)/σ)². */
 export function gaussianLogProb(x: Tensor, mu: Tensor, std: Operand): Tensor {

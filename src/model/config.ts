@@ -1,7 +1,7 @@
 // The policy's architecture, as config.json holds it, and the name and shape of every parameter.
 // Names follow openpi's pi0.py where it has one (action_in_proj, action_time_mlp_in/out,
-// action_out_proj, state_proj); the WebGPU model, the checkpoint loader and the ONNX exporter all
-// read this table, so they cannot disagree about a weight.
+// action_out_proj, state_proj); the policy (policy.ts, run on WebGPU or traced into ONNX) and the
+// checkpoint loader both read this table, so they cannot disagree about a weight.
 
 export interface ModelConfig {
   model_type: "dexrl_pi0";

@@ -1,9 +1,12 @@
-// Flow-matching sampler math (openpi / RLinf conventions), in float64 on the CPU. It defines what
-// the WebGPU sampler computes and is the reference it is tested against.
+// Flow-matching sampler math (openpi / RLinf conventions), in float64 on the CPU: the time grid, the
+// flow-SDE weights every sampler step takes as inputs (sampler.ts stepHost), and the scalar densities
+// the tests check the samplers against.
 //
 // Time convention, stated once: t = 1 is pure noise, t = 0 is the action.
 //   x_t = t·ε + (1 − t)·a,   velocity target v = ε − a,   Euler step x_{t−δ} = x_t − δ·v.
 // Grid: linspace(1, 1/K, K) then 0, so t_i = 1 − i/K and every step has δ = 1/K.
+
+import { HALF_LOG_2PI } from "../gpu/ops.ts";
 
 export type NoiseMethod = "flow_ode" | "flow_sde" | "flow_noise";
 
@@ -58,7 +61,6 @@ export function stepMean(xt: ArrayLike<number>, v: ArrayLike<number>, t: number,
   return out;
 }
 
-const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
 /** log N(x; μ, σ²) per element; σ = 0 (a deterministic step) contributes 0, as RLinf masks it. */
 export function gaussianLogProb(x: number, mean: number, std: number): number {
@@ -70,60 +72,4 @@ export function gaussianLogProb(x: number, mean: number, std: number): number {
 /** Differential entropy ½·log(2πe·σ²) of one Gaussian element. */
 export function gaussianEntropy(std: number): number {
   return 0.5 * Math.log(2 * Math.PI * Math.E * std * std);
-}
-
-/** The velocity field the sampler integrates: v(x_t, t) for one chunk, H×D values. */
-export type VelocityFn = (xt: Float64Array, t: number) => ArrayLike<number>;
-
-export interface ChainResult {
-  /** x_1 (noise), x_{t_1}, …, x_0: K+1 arrays of H×D values. */
-  chain: Float64Array[];
-  /** Index of the stochastic step, or −1 when every step was deterministic. */
-  stochasticStep: number;
-  /** Sum over the executed chunk (the first `chunk` rows, `envDim` columns) of the step's log-probs. */
-  logProb: number;
-}
-
-/**
- * Samples one action chunk: K steps, all ODE except `stochasticStep` (−1: none), which uses
- * `method`. `eps` supplies the standard normal noise of that step. Log-probs cover only the
- * executed part of the chunk (the first `chunk` actions × the first `envDim` dims).
- */
-export function sampleChain(opts: {
-  velocity: VelocityFn;
-  noise: Float64Array; // [H, D] initial x_1
-  K: number;
-  H: number;
-  D: number;
-  method: NoiseMethod;
-  noiseLevel: number;
-  stochasticStep: number;
-  eps: () => number;
-  chunk: number;
-  envDim: number;
-  /** flow_noise only: the learned std of each element at the stochastic step. */
-  noiseStd?: (xt: Float64Array, t: number) => ArrayLike<number>;
-}): ChainResult {
-  const { K, H, D } = opts;
-  const grid = timeGrid(K);
-  const chain = [Float64Array.from(opts.noise)];
-  let logProb = 0;
-  for (let i = 0; i < K; i++) {
-    const t = grid[i]!;
-    const delta = t - grid[i + 1]!;
-    const xt = chain[i]!;
-    const v = opts.velocity(xt, t);
-    const stochastic = i === opts.stochasticStep && opts.method !== "flow_ode";
-    const w = stepWeights(stochastic ? opts.method : "flow_ode", t, delta, opts.noiseLevel, grid);
-    const mean = stepMean(xt, v, t, w);
-    const std = stochastic && opts.method === "flow_noise" ? opts.noiseStd!(xt, t) : undefined;
-    const next = new Float64Array(H * D);
-    for (let j = 0; j < H * D; j++) {
-      const s = std ? std[j]! : w.std;
-      next[j] = mean[j]! + (s > 0 ? s * opts.eps() : 0);
-      if (stochastic && Math.floor(j / D) < opts.chunk && j % D < opts.envDim) logProb += gaussianLogProb(next[j]!, mean[j]!, s);
-    }
-    chain.push(next);
-  }
-  return { chain, stochasticStep: opts.method === "flow_ode" ? -1 : opts.stochasticStep, logProb };
 }

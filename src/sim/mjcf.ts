@@ -49,11 +49,6 @@ export function collider(p: Part): string {
   return el("geom", { name: p.name, class: "collision", type: p.type, size: p.size, pos: p.pos, quat: p.quat, fromto: p.fromto, rgba: p.rgba, ...p.contact });
 }
 
-/** Quaternion of a yaw of `angle` rad about z. */
-export function yawQuat(angle: number): Quat {
-  return [Math.cos(angle / 2), 0, 0, Math.sin(angle / 2)];
-}
-
 /**
  * Thin box slabs arranged in a ring around z: a wall from radius r0 at height z0 to radius r1 at z1,
  * `n` segments, `thickness` through the wall. Bowls, the plate rim and the ramekin are made of these,
