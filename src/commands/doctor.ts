@@ -3,6 +3,7 @@
 import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { debugArgs, jsonArgs, type DexrlMeta } from "../cli/args.ts";
+import { resolveBackend } from "../model/runner.ts";
 import { DexrlError } from "../errors.ts";
 import { getGpu, knownAnswerCheck } from "../gpu/device.ts";
 import { renderToTextureCheck } from "../gpu/selftest.ts";
@@ -47,7 +48,17 @@ async function gpuChecks(): Promise<Check[]> {
     return { ok: r.ok, detail: `${r.detail} (${r.ms.toFixed(0)} ms)` };
   });
   const render = await attempt("webgpu render-to-texture", () => renderToTextureCheck(gpu));
-  return [adapter, compute, render];
+  // Where `auto` (the default of actor.training_backend and rollout.sampler_backend) puts the work.
+  const where = resolveBackend("auto", s.isSoftware);
+  const backends: Check = {
+    name: "training backend",
+    ok: true,
+    detail:
+      where === "onnx"
+        ? "updates and rollouts on ONNX Runtime (CPU, all cores): the adapter is a software one, ~3 % of the CPU's arithmetic; rendering stays on WebGPU"
+        : "updates and rollouts on WebGPU: the adapter is a hardware GPU; actor.training_backend=onnx puts updates on the CPU",
+  };
+  return [adapter, compute, render, backends];
 }
 
 /** Loads MuJoCo wasm, builds a falling box, and compares its height after 1 s with free fall. */
