@@ -3,7 +3,8 @@
 // head_dim 16, a block-causal + padding bias), forward and forward + backward.
 // Run: bun bench/attention.ts [--quick]
 import * as op from "../src/gpu/ops.ts";
-import { Rng } from "../src/gpu/random.ts";
+import { Rng } from "../src/util/random.ts";
+import { normalTensor } from "./timing.ts";
 import { initEngine } from "../src/gpu/runtime.ts";
 import { Tensor, scope } from "../src/gpu/tensor.ts";
 import { timeCall } from "./timing.ts";
@@ -18,7 +19,7 @@ const [B, h, S, T0, hd] = [16, 4, 51, 176, 16];
 const T = T0 + S;
 const scale = 1 / Math.sqrt(hd);
 const rng = new Rng(1);
-const [q, k, v] = [rng.normal([B, h, S, hd]), rng.normal([B, h, T, hd]), rng.normal([B, h, T, hd])];
+const [q, k, v] = [normalTensor(rng, [B, h, S, hd]), normalTensor(rng, [B, h, T, hd]), normalTensor(rng, [B, h, T, hd])];
 for (const t of [q, k, v]) t.requiresGrad = true;
 // Prefix keys padded after 12 text tokens (as the policy bench's observations), block-causal suffix.
 const bias = new Float32Array(B * S * T);

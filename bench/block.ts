@@ -10,7 +10,7 @@ import { compile, type Feeds, host, type TensorFn } from "../src/gpu/compile.ts"
 import * as op from "../src/gpu/ops.ts";
 import { initEngine } from "../src/gpu/runtime.ts";
 import type { Tensor } from "../src/gpu/tensor.ts";
-import { Rng } from "../src/sim/math.ts";
+import { Rng } from "../src/util/random.ts";
 
 const { values: a } = parseArgs({ options: { threads: { type: "string", default: "2" }, seconds: { type: "string", default: "3" } } });
 const [B, S, P, C, Hh, M] = [8, 51, 64, 256, 4, 1024];

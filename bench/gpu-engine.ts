@@ -4,10 +4,10 @@
 import { spawnSync } from "node:child_process";
 import { backward } from "../src/gpu/autograd.ts";
 import * as op from "../src/gpu/ops.ts";
-import { Rng } from "../src/gpu/random.ts";
 import { initEngine } from "../src/gpu/runtime.ts";
 import { scope } from "../src/gpu/tensor.ts";
-import { Rng as CpuRng } from "../src/sim/math.ts";
+import { Rng } from "../src/util/random.ts";
+import { normalTensor } from "./timing.ts";
 import { blockBias, layer, layerParams } from "../test/gpu/block.ts";
 import { timeCall } from "./timing.ts";
 
@@ -33,8 +33,8 @@ const rng = new Rng(1);
 const rows: string[] = [];
 for (const s of sizes) {
   const batch = s.batch ?? 1;
-  const a = rng.normal(batch > 1 ? [batch, s.M, s.K] : [s.M, s.K]);
-  const b = rng.normal(s.transB ? (batch > 1 ? [batch, s.N, s.K] : [s.N, s.K]) : [s.K, s.N]);
+  const a = normalTensor(rng, batch > 1 ? [batch, s.M, s.K] : [s.M, s.K]);
+  const b = normalTensor(rng, s.transB ? (batch > 1 ? [batch, s.N, s.K] : [s.N, s.K]) : [s.K, s.N]);
   const t = await time(() => scope(() => void op.matmul(a, b, { transB: s.transB })));
   const flop = 2 * batch * s.M * s.N * s.K;
   rows.push(`| ${s.name} | ${batch > 1 ? `${batch}×` : ""}${s.M}×${s.N}×${s.K} | ${(t.wall * 1e3).toFixed(2)} ms | ${(flop / t.wall / 1e9).toFixed(2)} | ${(flop / t.cpu / 1e9).toFixed(2)} |`);
@@ -73,10 +73,10 @@ rows.forEach((r, i) => console.log(`${r} ${npGflops ? `${npGflops[i]![0].toFixed
 // The policy's layer, expert-sized (RMSNorm, GELU MLP), forward + backward with a cached prefix K/V.
 const [B, Tp, T, C, H, HID] = [8, 64, 51, 256, 4, 1024];
 const dims = { C, heads: H, hd: C / H, hidden: HID };
-const cpu = new CpuRng(2);
+const cpu = new Rng(2);
 const params = layerParams(dims, () => cpu.normal());
-const prefix = { k: rng.normal([B, H, Tp, C / H]), v: rng.normal([B, H, Tp, C / H]) };
-const x = rng.normal([B, T, C]);
+const prefix = { k: normalTensor(rng, [B, H, Tp, C / H]), v: normalTensor(rng, [B, H, Tp, C / H]) };
+const x = normalTensor(rng, [B, T, C]);
 const bias = blockBias([Tp, 1, T - 1], B, Tp);
 const loadBefore = (await import("node:os")).loadavg()[0]!;
 const fwd = await time(() => scope(() => void op.noGrad(() => layer(params, x, bias, dims, prefix))));

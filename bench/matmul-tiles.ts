@@ -1,7 +1,8 @@
 // Matmul tile search: runs candidate tilings round-robin and prints, for each, the best GFLOP/s per
 // CPU-second of this process (robust when other processes share the cores) and per wall second. Run: bun bench/matmul-tiles.ts [n] ['[[TM,TN,WX,WY,KU],...]']
 import { matmul } from "../src/gpu/kernels/matmul.ts";
-import { Rng } from "../src/gpu/random.ts";
+import { Rng } from "../src/util/random.ts";
+import { normalTensor } from "./timing.ts";
 import { initEngine, sync } from "../src/gpu/runtime.ts";
 import { scope } from "../src/gpu/tensor.ts";
 
@@ -9,8 +10,8 @@ await initEngine();
 const n = Number(process.argv[2] ?? 512);
 const configs: number[][] = JSON.parse(process.argv[3] ?? "[[8,8,8,8,4],[16,16,8,8,4],[16,16,8,8,8],[32,16,4,4,4]]");
 const rng = new Rng(1);
-const a = rng.normal([n, n]);
-const b = rng.normal([n, n]);
+const a = normalTensor(rng, [n, n]);
+const b = normalTensor(rng, [n, n]);
 const best = configs.map(() => 0);
 const bestCpu = configs.map(() => 0);
 for (let round = 0; round < 3; round++)

@@ -8,7 +8,7 @@ import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from
 import { Policy } from "../src/model/policy.ts";
 import { constantPolicy, samplerFn } from "../src/model/programs.ts";
 import { type SamplerConfig, stepHost } from "../src/model/sampler.ts";
-import { Rng } from "../src/sim/math.ts";
+import { Rng } from "../src/util/random.ts";
 
 const gpu = await initEngine();
 const c: ModelConfig = { ...DEFAULT_MODEL, vocab_size: 400 };

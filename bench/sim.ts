@@ -5,7 +5,7 @@
 import { cpus } from "node:os";
 import { LiberoEnv, SUBSTEPS } from "../src/sim/env.ts";
 import { ScriptedExpert } from "../src/sim/expert.ts";
-import { Rng } from "../src/sim/math.ts";
+import { Rng } from "../src/util/random.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../src/sim/tasks.ts";
 import { VecEnv } from "../src/sim/vec_env.ts";
 

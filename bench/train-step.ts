@@ -9,7 +9,7 @@ import { DEFAULT_MODEL, dims, initParameters, parameterShapes, timeEmbeddings, t
 import { sampleFlowTimes } from "../src/model/flow.ts";
 import { constantPolicy, ppoFn, prefixFn, sftFn, trainableNames } from "../src/model/programs.ts";
 import { stepHost, type SamplerConfig } from "../src/model/sampler.ts";
-import { Rng } from "../src/sim/math.ts";
+import { Rng } from "../src/util/random.ts";
 import { loadavg } from "node:os";
 
 const { values: a } = parseArgs({

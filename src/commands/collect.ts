@@ -12,7 +12,7 @@ import { getGpu } from "../gpu/device.ts";
 import { Progress } from "../log/console.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import type { BatchRenderer } from "../render/renderer.ts";
-import { hashInts } from "../sim/math.ts";
+import { hashInts } from "../util/random.ts";
 import type { ExpertRecording } from "../sim/protocol.ts";
 import { NUM_TASKS, SUITE, TASKS, trainingInitState, type InitState } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";

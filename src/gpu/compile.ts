@@ -53,6 +53,8 @@ class WebGpuFn implements Compiled {
       for (const [k, f] of Object.entries(feeds)) inputs[k] = Tensor.from(f.data, f.shape, dtypeOf(f.data));
       const outs = Object.entries(this.fn(inputs));
       const values = await Promise.all(outs.map(([, t]) => t.read()));
+      // Gradients accumulate into kept buffers (autograd's leaves outlive scopes); these leaves end here.
+      for (const t of Object.values(inputs)) t.grad?.dispose();
       return Object.fromEntries(outs.map(([k], i) => [k, values[i]!]));
     });
   }

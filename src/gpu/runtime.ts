@@ -23,6 +23,12 @@ export interface Kernel {
 }
 
 let gpuRef: Gpu | undefined;
+let traceActive = false;
+/** Set by the tracer: while a trace runs, no WebGPU kernel may be compiled or dispatched. */
+export function setTracing(on: boolean): void {
+  traceActive = on;
+}
+const tracing = () => traceActive;
 
 /** Brings up the device once; every tensor function needs this to have resolved. */
 export async function initEngine(): Promise<Gpu> {
@@ -55,6 +61,7 @@ function wgslSource(spec: KernelSpec): string {
 
 /** The compiled pipeline for a kernel spec (compiled on first use, then cached by name). */
 export function kernel(spec: KernelSpec): Kernel {
+  if (tracing()) throw new Error(`the WebGPU kernel ${spec.name} has no ONNX lowering: it ran inside an ONNX trace (only the primitives of prims.ts are traced)`);
   const hit = kernels.get(spec.name);
   if (hit) return hit;
   const device = gpu().device;
@@ -129,7 +136,8 @@ export function release(b: PoolBuffer): void {
 // and no queue.writeBuffer can race with pending dispatches.
 const uniforms = new Map<string, { buffer: GPUBuffer; id: number }>();
 const bindGroups = new Map<string, GPUBindGroup>();
-const MAX_CACHED = 20000;
+/** Uniforms and bind groups kept at most (a cache: beyond it, it starts afresh). */
+export const MAX_CACHED = 20000;
 
 function uniformFor(spec: KernelSpec, values: number[]): { buffer: GPUBuffer; id: number } {
   if (values.length !== spec.params.length) throw new Error(`kernel ${spec.name}: ${values.length} params for ${spec.params.length} fields`);

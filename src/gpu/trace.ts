@@ -4,6 +4,7 @@
 // Tensors made from CPU data during a trace become constants; graph inputs are made with `input()`.
 import { type Attr, type ElemType, OnnxGraph, onnxElemType } from "../onnx/graph.ts";
 import { type Kernels, concatShape, setTracingKernels } from "./backend.ts";
+import { setTracing } from "./runtime.ts";
 import type { BinaryOp, UnaryOp } from "./kernels/elementwise.ts";
 import type { NormKind } from "./kernels/norm.ts";
 import { broadcastShape, sameShape, shapeStr } from "./shape.ts";
@@ -342,23 +343,24 @@ export class Trace implements Kernels {
   }
 }
 
-/** Whether a trace is being recorded (kernels that only exist on WebGPU refuse to run then). */
-export let tracing = false;
+let recording = false;
 
 /**
  * Records `fn` as an ONNX graph: inside, every engine op appends nodes. `fn` declares inputs with
  * `tr.input` and marks outputs with `tr.output`; the tensors it makes are released at the end.
  */
 export function trace(graphName: string, fn: (tr: Trace) => void): Uint8Array {
-  if (tracing) throw new Error("trace: traces do not nest");
+  if (recording) throw new Error("trace: traces do not nest");
   const tr = new Trace(graphName);
-  tracing = true;
+  recording = true;
+  setTracing(true);
   setTracingKernels(tr);
   setConstantSink(tr);
   try {
     scope(() => fn(tr));
   } finally {
-    tracing = false;
+    recording = false;
+    setTracing(false);
     setTracingKernels(undefined);
     setConstantSink(undefined);
   }

@@ -22,7 +22,7 @@ import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
-import { Rng } from "../sim/math.ts";
+import { Rng } from "../util/random.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 import { envSeed, VecEnv } from "../sim/vec_env.ts";

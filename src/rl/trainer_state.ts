@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DexrlError, usageError } from "../errors.ts";
-import type { AdamWState } from "../gpu/optim.ts";
+import type { LearnerState } from "../gpu/learner.ts";
 import { checkFinite } from "../model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensors } from "../model/safetensors.ts";
 
@@ -12,7 +12,7 @@ const MOMENTS = "optimizer.safetensors";
 
 export interface TrainerState {
   globalStep: number;
-  optimizer: AdamWState;
+  optimizer: LearnerState;
 }
 
 /** The files (trainer_state.json, optimizer.safetensors) to write beside a checkpoint's own. */
@@ -80,7 +80,7 @@ export function loadTrainerState(dir: string): TrainerState {
   const path = join(dir, MOMENTS);
   const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(path)), `Checkpoint file ${path}`);
   checkFinite(tensors, `Checkpoint file ${path}`, "optimizer moments");
-  const optimizer: AdamWState = { step: meta.adamwStep, lrs: meta.lrs, m: {}, v: {} };
+  const optimizer: LearnerState = { step: meta.adamwStep, lrs: meta.lrs, m: {}, v: {} };
   for (const [key, t] of tensors) {
     const kind = key.slice(0, 2);
     if (kind !== "m." && kind !== "v.") throw new DexrlError(`Checkpoint file ${path} has tensor ${key}; AdamW's moments are named m.<parameter> and v.<parameter>.`);
@@ -95,7 +95,7 @@ export function loadTrainerState(dir: string): TrainerState {
  * saved for (a resume with another `setting`, e.g. actor.model.dexbotic.train_expert_only=false),
  * with a sentence naming the setting; the moments of one set mean nothing for another.
  */
-export function checkTrainedParameters(state: AdamWState, names: string[], dir: string, setting: string): void {
+export function checkTrainedParameters(state: LearnerState, names: string[], dir: string, setting: string): void {
   const want = new Set(names);
   const missing = names.filter((n) => !state.m[n] || !state.v[n]);
   const extra = Object.keys(state.m).filter((n) => !want.has(n));

@@ -22,7 +22,7 @@ import { loadPolicyCheckpoint, savePolicyCheckpoint, type PolicyCheckpoint } fro
 import { sftFn } from "../model/programs.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
-import { Rng } from "../sim/math.ts";
+import { Rng } from "../util/random.ts";
 import { NUM_TASKS } from "../sim/tasks.ts";
 import { loadTrainerState, trainerStateFiles, writeRunConfig } from "../rl/trainer_state.ts";
 import { type DatasetEpisode, openDataset } from "./dataset.ts";

@@ -3,7 +3,8 @@
 // the observation (8-D state, instruction, and the geom/camera poses a renderer draws).
 import type { MjData, MjModel } from "mujoco-js";
 import { GripperRamp, OscPose, type ArmState } from "./controller.ts";
-import { axisAngleQuat, quatMul, quatToAxisAngle, Rng } from "./math.ts";
+import { Rng } from "../util/random.ts";
+import { axisAngleQuat, quatMul, quatToAxisAngle } from "./math.ts";
 import { loadModel, mujoco, type Mujoco } from "./mujoco.ts";
 import { CABINET, DRAWERS, OBJECTS, STOVE, type ObjectName } from "./objects.ts";
 import { ARM_JOINTS, FINGER_JOINTS } from "./panda.ts";

@@ -2,7 +2,7 @@
 // auto-reset, success_once / success_at_end / episode_len, and the env's scripted expert.
 import { LiberoEnv } from "./env.ts";
 import { ScriptedExpert } from "./expert.ts";
-import { Rng } from "./math.ts";
+import { Rng } from "../util/random.ts";
 import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ResetSpec } from "./protocol.ts";
 import { INIT_STATES_PER_TASK, trainingInitState } from "./tasks.ts";
 

@@ -1,7 +1,7 @@
 // The 10 LIBERO-Spatial tasks, their placement regions, the 50 fixed initial states per task
 // (generated from a fixed seed by LIBERO's placement rules, libero-spatial.md §1.1–1.2), and the
 // training streams of further states from the same distribution that demonstrations are collected on.
-import { hashInts, Rng } from "./math.ts";
+import { hashInts, Rng } from "../util/random.ts";
 import { CABINET_GEOM, OBJECTS, STOVE_GEOM, type ObjectName } from "./objects.ts";
 import { PANDA_INIT_QPOS } from "./panda.ts";
 

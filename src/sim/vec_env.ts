@@ -2,7 +2,7 @@
 // each) so every core steps physics. Deterministic: env i's streams depend only on (seed, i).
 import { DexrlError } from "../errors.ts";
 import { ACTION_DIM, STATE_DIM } from "./env.ts";
-import { Rng } from "./math.ts";
+import { Rng } from "../util/random.ts";
 import type { EnvChunk, EnvObs, EpisodeInfo, EpisodeOptions, ExpertEpisode, ExpertRecording, Reply, Request, ResetSpec } from "./protocol.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS, TASKS, type InitState } from "./tasks.ts";
 

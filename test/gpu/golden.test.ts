@@ -2,14 +2,13 @@
 // (patchify, the LayerNorm ViT, the RMSNorm prefix layers with a padding bias, the pooled output) and
 // the action expert (time MLP, block-causal attention to cached prefix K/V), values and every
 // gradient, run through src/model/policy.ts on WebGPU and traced into ONNX; the float64 reference
-// of test/model/reference.ts against the same goldens; and AdamW (src/gpu/optim.ts) against PyTorch.
+// of test/model/reference.ts against the same goldens; AdamW against PyTorch is in learner.test.ts.
 import { beforeAll, describe, expect, test } from "bun:test";
 import golden from "../fixtures/gpu/golden.json";
 import { type Backend, compile, type Feeds, host, type TensorFn } from "../../src/gpu/compile.ts";
 import * as op from "../../src/gpu/ops.ts";
-import { AdamW } from "../../src/gpu/optim.ts";
 import { initEngine } from "../../src/gpu/runtime.ts";
-import { Tensor, keep } from "../../src/gpu/tensor.ts";
+import { Tensor } from "../../src/gpu/tensor.ts";
 import { dims, type ModelConfig, parameterShapes } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { type M, refExpert, refPrefix, type RefPrefix } from "../model/reference.ts";
@@ -188,64 +187,5 @@ describe("the float64 reference (test/model/reference.ts) vs PyTorch", () => {
       diff = Math.max(diff, maxDiff(v.a, E.outputs.velocity.slice(b * HA, (b + 1) * HA)).diff);
     }
     expect(diff, `reference velocity vs torch: max diff ${diff}`).toBeLessThan(1e-8);
-  });
-});
-
-describe("AdamW (src/gpu/optim.ts)", () => {
-  const O = golden.adamw;
-  function setup() {
-    const w1 = keep(Tensor.from(Float32Array.from(O.init.w1), [4, 3]));
-    const w2 = keep(Tensor.from(Float32Array.from(O.init.w2), [5]));
-    w1.requiresGrad = w2.requiresGrad = true;
-    const opt = new AdamW(
-      [
-        { params: [["w1", w1]], lr: O.lr[0]!, weightDecay: O.weightDecay[0] },
-        { params: [["value_head.w2", w2]], lr: O.lr[1]!, weightDecay: O.weightDecay[1] },
-      ],
-      { betas: O.betas as [number, number], eps: O.eps, maxGradNorm: O.maxGradNorm },
-    );
-    const step = (s: (typeof O.steps)[number]) => {
-      w1.grad = keep(Tensor.from(Float32Array.from(s.g1.flat()), [4, 3]));
-      w2.grad = keep(Tensor.from(Float32Array.from(s.g2), [5]));
-      opt.update();
-      opt.zeroGrad();
-    };
-    const dispose = () => {
-      opt.dispose();
-      w1.dispose();
-      w2.dispose();
-    };
-    return { w1, w2, opt, step, dispose };
-  }
-
-  test("three steps with two groups and clipping match PyTorch", async () => {
-    const { w1, w2, opt, step, dispose } = setup();
-    for (const [i, s] of O.steps.entries()) {
-      step(s);
-      expect(Math.abs((await opt.gradNorm()) - s.norm), `step ${i + 1} grad norm ${await opt.gradNorm()} vs ${s.norm}`).toBeLessThan(1e-5 * s.norm);
-      expectClose(await w1.read(), s.w1, `step ${i + 1} w1`, 1e-6, 1e-5);
-      expectClose(await w2.read(), s.w2, `step ${i + 1} w2`, 1e-6, 1e-5);
-    }
-    dispose();
-  });
-
-  test("state saved after step 2 and restored gives a bit-identical step 3", async () => {
-    const a = setup();
-    a.step(O.steps[0]!);
-    a.step(O.steps[1]!);
-    const state = await a.opt.state();
-    const saved = { w1: await a.w1.read(), w2: await a.w2.read() };
-    a.step(O.steps[2]!);
-    const b = setup();
-    b.w1.write(saved.w1);
-    b.w2.write(saved.w2);
-    b.opt.loadState(structuredClone(state));
-    b.step(O.steps[2]!);
-    for (const k of ["w1", "w2"] as const) {
-      const diff = maxDiff(await b[k].read(), await a[k].read());
-      expect(diff.diff, `${k} after restore differs by ${diff.diff}`).toBe(0);
-    }
-    a.dispose();
-    b.dispose();
   });
 });

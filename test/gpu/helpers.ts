@@ -3,17 +3,12 @@
 import { expect } from "bun:test";
 import type { R } from "../../src/gpu/reference.ts";
 import { Tensor, shapeStr } from "../../src/gpu/tensor.ts";
+import { Rng } from "../../src/util/random.ts";
 
-/** mulberry32: a small seeded generator so every failure reproduces. */
+/** A seeded uniform source (the project's one Rng), so every failure reproduces. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 /** A float32-representable random reference tensor in [lo, hi). */

@@ -2,7 +2,7 @@
 // initial weights moved off their init values so every path (norm scales, biases) matters.
 import { Tensor } from "../../src/gpu/tensor.ts";
 import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
-import { Rng } from "../../src/sim/math.ts";
+import { Rng } from "../../src/util/random.ts";
 
 /** Standard normal draws from a seeded stream. */
 export function gaussian(seed: number): () => number {

@@ -10,7 +10,7 @@ import { sampleFlowTimes } from "../../src/model/flow.ts";
 import { computeStats, normalize, unnormalize } from "../../src/model/normalize.ts";
 import { constantPolicy, samplerFn, sftFn } from "../../src/model/programs.ts";
 import { stepHost } from "../../src/model/sampler.ts";
-import { Rng } from "../../src/sim/math.ts";
+import { Rng } from "../../src/util/random.ts";
 import { gaussian, tinyModel } from "./helpers.ts";
 
 const cfg = tinyModel({

@@ -8,7 +8,7 @@ import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
 import { gae, lossMask, normalizeAdvantages } from "../../src/rl/gae.ts";
 import { maskedMeanRatio, ppoLoss, ratioStats } from "../../src/rl/loss.ts";
 import { explainedVariance, valueClipRatio } from "../../src/rl/ppo.ts";
-import { Rng } from "../../src/sim/math.ts";
+import { Rng } from "../../src/util/random.ts";
 import { expectClose } from "../gpu/helpers.ts";
 
 // Kernels on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.

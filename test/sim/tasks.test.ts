@@ -2,7 +2,7 @@
 // where the objects come to rest after a reset.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { LiberoEnv } from "../../src/sim/env.ts";
-import { Rng } from "../../src/sim/math.ts";
+import { Rng } from "../../src/util/random.ts";
 import { CABINET_GEOM, STOVE_GEOM } from "../../src/sim/objects.ts";
 import { PANDA_INIT_QPOS } from "../../src/sim/panda.ts";
 import { OBJECTS } from "../../src/sim/objects.ts";

@@ -1,7 +1,7 @@
 // Vectorized envs over Bun Workers: determinism across runs and worker counts, chunked steps that
 // stop at success, ignore-terminations and auto-reset bookkeeping, clear errors, clean shutdown.
 import { describe, expect, test } from "bun:test";
-import { Rng } from "../../src/sim/math.ts";
+import { Rng } from "../../src/util/random.ts";
 import { SimWorker, VecEnv } from "../../src/sim/vec_env.ts";
 
 /** The error a promise rejects with (bun's `expect(p).rejects` can stall on promises settled by a worker reply). */
