@@ -2,11 +2,11 @@
 // at the policy's expert sizes (16 envs, 4 heads, 51 suffix queries over 176 prefix + 51 suffix keys,
 // head_dim 16, a block-causal + padding bias), forward and forward + backward.
 // Run: bun bench/attention.ts [--quick]
-import * as op from "../src/gpu/ops.ts";
+import * as op from "../src/engine/ops.ts";
 import { Rng } from "../src/util/random.ts";
 import { normalTensor } from "./timing.ts";
-import { initEngine } from "../src/gpu/runtime.ts";
-import { Tensor, scope } from "../src/gpu/tensor.ts";
+import { initEngine } from "../src/engine/runtime.ts";
+import { Tensor, scope } from "../src/engine/tensor.ts";
 import { timeCall } from "./timing.ts";
 
 const quick = process.argv.includes("--quick");

@@ -6,10 +6,10 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { compile, type Feeds, host, type TensorFn } from "../src/gpu/compile.ts";
-import * as op from "../src/gpu/ops.ts";
-import { initEngine } from "../src/gpu/runtime.ts";
-import type { Tensor } from "../src/gpu/tensor.ts";
+import { compile, type Feeds, host, type TensorFn } from "../src/engine/compile.ts";
+import * as op from "../src/engine/ops.ts";
+import { initEngine } from "../src/engine/runtime.ts";
+import type { Tensor } from "../src/engine/tensor.ts";
 import { Rng } from "../src/util/random.ts";
 
 const { values: a } = parseArgs({ options: { threads: { type: "string", default: "2" }, seconds: { type: "string", default: "3" } } });

@@ -2,13 +2,13 @@
 // timed in the same run as the CPU ceiling), and the policy's transformer layer forward+backward time.
 // Run: bun bench/gpu-engine.ts [--quick]
 import { spawnSync } from "node:child_process";
-import { backward } from "../src/gpu/autograd.ts";
-import * as op from "../src/gpu/ops.ts";
-import { initEngine } from "../src/gpu/runtime.ts";
-import { scope } from "../src/gpu/tensor.ts";
+import { backward } from "../src/engine/autograd.ts";
+import * as op from "../src/engine/ops.ts";
+import { initEngine } from "../src/engine/runtime.ts";
+import { scope } from "../src/engine/tensor.ts";
 import { Rng } from "../src/util/random.ts";
 import { normalTensor } from "./timing.ts";
-import { blockBias, layer, layerParams } from "../test/gpu/block.ts";
+import { blockBias, layer, layerParams } from "../test/engine/block.ts";
 import { timeCall } from "./timing.ts";
 
 const quick = process.argv.includes("--quick");

@@ -1,10 +1,10 @@
 // Matmul tile search: runs candidate tilings round-robin and prints, for each, the best GFLOP/s per
 // CPU-second of this process (robust when other processes share the cores) and per wall second. Run: bun bench/matmul-tiles.ts [n] ['[[TM,TN,WX,WY,KU],...]']
-import { matmul } from "../src/gpu/kernels/matmul.ts";
+import { matmul } from "../src/engine/kernels/matmul.ts";
 import { Rng } from "../src/util/random.ts";
 import { normalTensor } from "./timing.ts";
-import { initEngine, sync } from "../src/gpu/runtime.ts";
-import { scope } from "../src/gpu/tensor.ts";
+import { initEngine, sync } from "../src/engine/runtime.ts";
+import { scope } from "../src/engine/tensor.ts";
 
 await initEngine();
 const n = Number(process.argv[2] ?? 512);

@@ -2,8 +2,8 @@
 // flow-SDE step, log-prob and value; model/programs.ts samplerFn) — on WebGPU and traced into ONNX
 // Runtime, at the default model size for batch 1, 16 and 64. Run: .tools/bin/bun bench/policy.ts
 import { cpus, loadavg } from "node:os";
-import { type Backend, compile, type Feeds, host } from "../src/gpu/compile.ts";
-import { initEngine } from "../src/gpu/runtime.ts";
+import { type Backend, compile, type Feeds, host } from "../src/engine/compile.ts";
+import { initEngine } from "../src/engine/runtime.ts";
 import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from "../src/model/config.ts";
 import { Policy } from "../src/model/policy.ts";
 import { constantPolicy, samplerFn } from "../src/model/programs.ts";

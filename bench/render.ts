@@ -1,7 +1,7 @@
 // Renderer throughput on the LIBERO-Spatial scene: images per second for 16 and 64 envs × 2 cameras
 // at 128² and 224², with pose upload, GPU drawing and readback timed apart, next to the cost of one
 // 20 Hz physics step of the same number of envs on the vectorized env.
-import { getGpu } from "../src/gpu/device.ts";
+import { getGpu } from "../src/engine/device.ts";
 import { createLiberoRenderer, posesOfBatch } from "../src/render/libero.ts";
 import { VecEnv } from "../src/sim/vec_env.ts";
 

@@ -1,7 +1,7 @@
 // Timing for the GPU benchmarks: wall and this process's CPU time per call, after a warm-up call,
 // repeated for at least `minSeconds`. CPU time stays meaningful when other processes share the cores.
-import { sync } from "../src/gpu/runtime.ts";
-import { Tensor } from "../src/gpu/tensor.ts";
+import { sync } from "../src/engine/runtime.ts";
+import { Tensor } from "../src/engine/tensor.ts";
 import type { Rng } from "../src/util/random.ts";
 
 /** A device tensor of standard normal draws from a CPU stream. */

@@ -2,9 +2,9 @@
 // stored, expert + value head forward, backward, AdamW) and the SFT step on the whole model.
 // bun bench/train-step.ts [--backends onnx,webgpu] [--ppo-batch 32] [--sft-batch 64] [--width 64] [--depth 3] [--image 64] [--reps 5]
 import { parseArgs } from "node:util";
-import { compile, host, type Feeds } from "../src/gpu/compile.ts";
-import { Learner } from "../src/gpu/learner.ts";
-import { initEngine } from "../src/gpu/runtime.ts";
+import { compile, host, type Feeds } from "../src/engine/compile.ts";
+import { Learner } from "../src/engine/learner.ts";
+import { initEngine } from "../src/engine/runtime.ts";
 import { DEFAULT_MODEL, dims, initParameters, parameterShapes, timeEmbeddings, type ModelConfig } from "../src/model/config.ts";
 import { sampleFlowTimes } from "../src/model/flow.ts";
 import { constantPolicy, ppoFn, prefixFn, sftFn, trainableNames } from "../src/model/programs.ts";

@@ -13,8 +13,8 @@ Writes test/fixtures/gpu/golden.json with, in float64:
 - for each output and gradient, "f32err": how far the same computation in float32 PyTorch is from
   the float64 value (max |diff|), the scale of float32 rounding that the engine's tolerance follows;
 - "adamw": three AdamW steps with two parameter groups (own lr and weight decay) and global
-  grad-norm clipping (src/gpu/optim.ts); "learner": the same with one weight decay for both groups,
-  as src/gpu/learner.ts applies it.
+  grad-norm clipping (src/engine/optim.ts); "learner": the same with one weight decay for both groups,
+  as src/engine/learner.ts applies it.
 Parameter names and layouts are the policy's (src/model/config.ts parameterShapes: linear weights
 [in, out]). Run from the repository root:
 

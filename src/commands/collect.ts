@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { defineCommand } from "citty";
 import { debugArgs, intArg, taskListArg, type DexrlMeta } from "../cli/args.ts";
 import { DexrlError, usageError } from "../errors.ts";
-import { getGpu } from "../gpu/device.ts";
+import { getGpu } from "../engine/device.ts";
 import { Progress } from "../log/console.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import type { BatchRenderer } from "../render/renderer.ts";

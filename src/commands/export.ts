@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { debugArgs, intArg, type DexrlMeta } from "../cli/args.ts";
 import { checkOutputFile, PartialFile } from "../cli/outputs.ts";
 import { DexrlError } from "../errors.ts";
-import { traceFn } from "../gpu/compile.ts";
+import { traceFn } from "../engine/compile.ts";
 import { dims } from "../model/config.ts";
 import { loadPolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { constantPolicy, odePolicyFn, prefixFn } from "../model/programs.ts";

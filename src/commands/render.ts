@@ -5,7 +5,7 @@ import { defineCommand } from "citty";
 import { debugArgs, intArg, type DexrlMeta } from "../cli/args.ts";
 import { ensureOutputDir } from "../cli/outputs.ts";
 import { usageError } from "../errors.ts";
-import { getGpu } from "../gpu/device.ts";
+import { getGpu } from "../engine/device.ts";
 import { LIBERO_CAMERAS, liberoRenderer, posesOf } from "../render/libero.ts";
 import { writePng } from "../render/png.ts";
 import type { BatchRenderer } from "../render/renderer.ts";

@@ -2,7 +2,7 @@
 // waves of parallel envs, with success_once / success_at_end / episode_len per task as RLinf
 // reports them.
 import { join } from "node:path";
-import type { Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../engine/device.ts";
 import { envActions, policyImages } from "../model/observation.ts";
 import type { PolicyRunner } from "../model/runner.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";

@@ -6,7 +6,7 @@
 //   x_t = t·ε + (1 − t)·a,   velocity target v = ε − a,   Euler step x_{t−δ} = x_t − δ·v.
 // Grid: linspace(1, 1/K, K) then 0, so t_i = 1 − i/K and every step has δ = 1/K.
 
-import { HALF_LOG_2PI } from "../gpu/ops.ts";
+import { HALF_LOG_2PI } from "../engine/ops.ts";
 
 export type NoiseMethod = "flow_ode" | "flow_sde" | "flow_noise";
 

@@ -1,10 +1,10 @@
 // The π0-style policy, written once against the tensor engine: embedPrefix (views → ViT →
 // projector, text → prefix transformer → per-layer K/V) and the action expert's velocity, following
-// the architecture table of config.ts. It runs on WebGPU or traced into ONNX (gpu/trace.ts); every
+// the architecture table of config.ts. It runs on WebGPU or traced into ONNX (engine/trace.ts); every
 // value it needs that depends on the call (token mask, flow time) arrives as a tensor. Every op is
 // differentiable, so the same code serves sampling (under noGrad) and training.
-import * as op from "../gpu/ops.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import * as op from "../engine/ops.ts";
+import { Tensor } from "../engine/tensor.ts";
 import { dims, isPrefixParameter, MASK_BIAS, NOISE_STD_RANGE, parameterShapes, type ModelConfig } from "./config.ts";
 
 /** What the expert attends to: per-layer prefix K and V [B, heads, T, hd], and the key bias [B, 1, 1, T]. */

@@ -1,9 +1,9 @@
-// The policy's programs as functions of named tensors (gpu/compile.ts), each run eagerly on WebGPU
+// The policy's programs as functions of named tensors (engine/compile.ts), each run eagerly on WebGPU
 // or traced into ONNX: the prefix, the rollout sampler, the deployable ODE policy, and the PPO and
 // SFT losses with their gradients. Every ONNX model dexrl runs or writes comes from these.
-import type { TensorFn } from "../gpu/compile.ts";
-import * as op from "../gpu/ops.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import type { TensorFn } from "../engine/compile.ts";
+import * as op from "../engine/ops.ts";
+import { Tensor } from "../engine/tensor.ts";
 import type { Stats } from "./checkpoint.ts";
 import { isPrefixParameter, parameterShapes, timeEmbeddings, type ModelConfig } from "./config.ts";
 import { timeGrid } from "./flow.ts";

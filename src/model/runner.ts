@@ -2,7 +2,7 @@
 // strings, 8-D states) in; the executed, unnormalised action chunk plus what PPO stores (chain,
 // stochastic step, log-prob, value) out. Tokenises, normalises, draws the noise on the CPU and runs
 // the sampler program (programs.ts) on the chosen backend; one round trip per call.
-import { type Backend, type Compiled, compile, host } from "../gpu/compile.ts";
+import { type Backend, type Compiled, compile, host } from "../engine/compile.ts";
 import { Rng as CpuRng } from "../util/random.ts";
 import type { NormStats } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";

@@ -4,8 +4,8 @@
 // recomputes those for stored transitions with gradients (PPO). Which step explores, the flow time
 // and the step's weights are inputs made on the CPU from flow.ts (`stepHost`), so a traced sampler
 // takes them per call instead of baking one choice into the graph.
-import * as op from "../gpu/ops.ts";
-import { Tensor } from "../gpu/tensor.ts";
+import * as op from "../engine/ops.ts";
+import { Tensor } from "../engine/tensor.ts";
 import { timeEmbeddings } from "./config.ts";
 import { gaussianEntropy, stepWeights, timeGrid, type NoiseMethod } from "./flow.ts";
 import type { Policy, PrefixKV } from "./policy.ts";

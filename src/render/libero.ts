@@ -1,7 +1,7 @@
 // The two LIBERO cameras and the one place where env observations become renderer input, so that
 // training, evaluation and exported videos see identical images (upright, LIBERO's flip not applied).
 import type { MainModule, MjModel } from "mujoco-js";
-import type { Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../engine/device.ts";
 import { loadModel, mujoco } from "../sim/mujoco.ts";
 import { buildSceneXml } from "../sim/scene.ts";
 import { extractRenderModel } from "./model.ts";

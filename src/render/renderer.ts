@@ -3,7 +3,7 @@
 // (upright: row 0 is the top of the image, column 0 its left; LIBERO's 180° flip is NOT applied,
 // anywhere in dexrl).
 import { DexrlError, usageError } from "../errors.ts";
-import type { Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../engine/device.ts";
 import { type RenderModel, VERTEX_BYTES } from "./model.ts";
 import { DrawLists, type Projection } from "./cull.ts";
 import { RgbPacker } from "./pack.ts";

@@ -1,8 +1,8 @@
 // PPO's actor-critic loss (RLinf losses.py), written against the tensor engine so it runs on both
 // backends: the clipped ratio objective on chunk-level log-probs, the clipped value loss with a
 // Huber penalty, an optional entropy bonus, each aggregated with RLinf's masked_mean_ratio.
-import * as op from "../gpu/ops.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import * as op from "../engine/ops.ts";
+import type { Tensor } from "../engine/tensor.ts";
 
 export interface PpoSettings {
   clipRatioLow: number;

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DexrlError, usageError } from "../errors.ts";
-import type { LearnerState } from "../gpu/learner.ts";
+import type { LearnerState } from "../engine/learner.ts";
 import { checkFinite } from "../model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensors } from "../model/safetensors.ts";
 

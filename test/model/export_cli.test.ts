@@ -4,13 +4,13 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compile, host } from "../../src/gpu/compile.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { compile, host } from "../../src/engine/compile.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { loadPolicyCheckpoint, savePolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { constantPolicy, odePolicyFn } from "../../src/model/programs.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
-import { expectClose } from "../gpu/helpers.ts";
+import { expectClose } from "../engine/helpers.ts";
 import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { dexrl } from "../helpers/cli.ts";
 

@@ -1,6 +1,6 @@
 // Shared pieces of the model tests: a seeded normal stream, a tiny model configuration, and
 // initial weights moved off their init values so every path (norm scales, biases) matters.
-import { Tensor } from "../../src/gpu/tensor.ts";
+import { Tensor } from "../../src/engine/tensor.ts";
 import { DEFAULT_MODEL, initParameters, type ModelConfig } from "../../src/model/config.ts";
 import { Rng } from "../../src/util/random.ts";
 

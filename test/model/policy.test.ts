@@ -2,15 +2,15 @@
 // (per-layer K/V, pooled output) on WebGPU and traced into ONNX, and the expert's velocity, value and
 // Flow-Noise std on WebGPU.
 import { beforeAll, describe, setDefaultTimeout, test } from "bun:test";
-import { type Backend, compile, host } from "../../src/gpu/compile.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
+import { type Backend, compile, host } from "../../src/engine/compile.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { scopeAsync, Tensor } from "../../src/engine/tensor.ts";
 import { dims, timeEmbeddings } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { constantPolicy, prefixFn } from "../../src/model/programs.ts";
 import { context } from "../../src/model/sampler.ts";
-import { expectClose } from "../gpu/helpers.ts";
+import { expectClose } from "../engine/helpers.ts";
 import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { refExpert, refNoiseStd, refPrefix, refValue } from "./reference.ts";
 

@@ -5,16 +5,16 @@
 // Runtime against WebGPU, and the loss (and a few gradients by finite differences) against the
 // float64 reference; a PPO update through the Learner on both backends; and the exported ODE policy.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { type Backend, compile, type Feeds, host, type HostTensor, traceFn } from "../../src/gpu/compile.ts";
-import { Learner } from "../../src/gpu/learner.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { type Backend, compile, type Feeds, host, type HostTensor, traceFn } from "../../src/engine/compile.ts";
+import { Learner } from "../../src/engine/learner.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { dims, type ModelConfig, parameterShapes, timeEmbeddings } from "../../src/model/config.ts";
 import { timeGrid } from "../../src/model/flow.ts";
 import { constantPolicy, odePolicyFn, ppoFn, prefixFn, samplerFn, sftFn, trainableNames } from "../../src/model/programs.ts";
 import { type SamplerConfig, stepHost } from "../../src/model/sampler.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
 import type { PpoSettings } from "../../src/rl/loss.ts";
-import { expectClose } from "../gpu/helpers.ts";
+import { expectClose } from "../engine/helpers.ts";
 import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { refExpert, refNoiseStd, refPrefix, type RefPrefix, refValue } from "./reference.ts";
 

@@ -1,10 +1,10 @@
 // PolicyRunner: raw observations in, executed unnormalised chunks out; the same calls on WebGPU and
 // on ONNX Runtime (the noise is drawn on the CPU, so one seed gives the same chunks on both).
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../../src/model/runner.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
-import { expectClose } from "../gpu/helpers.ts";
+import { expectClose } from "../engine/helpers.ts";
 import { perturbedParams, tinyModel } from "./helpers.ts";
 
 // GPU work on SwiftShader and tracing can exceed bun's 5 s default on a busy 2-core machine.

@@ -2,14 +2,14 @@
 // (flow.ts in float64), ratio 1 between the rollout's and the recomputed log-probs, per-example steps,
 // and where gradients may flow. The traced sampler against this one is in programs.test.ts.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { scope, scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { scope, scopeAsync, Tensor } from "../../src/engine/tensor.ts";
 import { isPrefixParameter, type ModelConfig, timeEmbeddings } from "../../src/model/config.ts";
 import { gaussianLogProb, stepMean, stepWeights, timeGrid } from "../../src/model/flow.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { chainLogProb, type Context, context, sampleChunk, type SamplerConfig, stepHost, stepTensors } from "../../src/model/sampler.ts";
-import { expectClose, maxDiff } from "../gpu/helpers.ts";
+import { expectClose, maxDiff } from "../engine/helpers.ts";
 import { normalSource, perturbedParams, tinyModel } from "./helpers.ts";
 
 // GPU work on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.

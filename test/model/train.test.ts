@@ -2,9 +2,9 @@
 // overfits one (observation, chunk) pair and its ODE sample then reproduces the chunk; plus the flow
 // times' distribution and the normalisation statistics.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { compile, host } from "../../src/gpu/compile.ts";
-import { Learner } from "../../src/gpu/learner.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { compile, host } from "../../src/engine/compile.ts";
+import { Learner } from "../../src/engine/learner.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { initParameters, parameterShapes, timeEmbeddings } from "../../src/model/config.ts";
 import { sampleFlowTimes } from "../../src/model/flow.ts";
 import { computeStats, normalize, unnormalize } from "../../src/model/normalize.ts";

@@ -1,7 +1,7 @@
 // Batching: env i of a batch is byte-for-byte env i rendered alone. Resources: 1,000 batches
 // create no GPU objects and do not grow memory (SwiftShader's GPU memory is this process's memory).
 import { afterAll, expect, test } from "bun:test";
-import { getGpu, readBuffer } from "../../src/gpu/device.ts";
+import { getGpu, readBuffer } from "../../src/engine/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses, type FramePoses } from "../../src/render/renderer.ts";
 import { compile } from "./scenes.ts";

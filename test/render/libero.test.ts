@@ -1,7 +1,7 @@
 // The LIBERO renderer built from the scene MJCF alone (as a trainer with worker envs does) draws an
 // env's observation exactly as the renderer built from that env's own model.
 import { expect, test } from "bun:test";
-import { getGpu } from "../../src/gpu/device.ts";
+import { getGpu } from "../../src/engine/device.ts";
 import { createLiberoRenderer, LIBERO_CAMERAS, liberoRenderer, posesOf, posesOfBatch } from "../../src/render/libero.ts";
 import { LiberoEnv } from "../../src/sim/env.ts";
 

@@ -1,7 +1,7 @@
 // Mesh geoms and textured materials: a cube given as a mesh draws like the box primitive, and a
 // textured material shows its texture's mean colour (texture mapping itself is not drawn).
 import { expect, test } from "bun:test";
-import { getGpu } from "../../src/gpu/device.ts";
+import { getGpu } from "../../src/engine/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses } from "../../src/render/renderer.ts";
 import { compile, pinhole, pixel } from "./scenes.ts";

@@ -1,6 +1,6 @@
 // A small bright sphere lands on the pixel that a pinhole model of the MuJoCo camera predicts.
 import { afterAll, expect, test } from "bun:test";
-import { getGpu } from "../../src/gpu/device.ts";
+import { getGpu } from "../../src/engine/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses, type FramePoses } from "../../src/render/renderer.ts";
 import { compile, pinhole, pointInView } from "./scenes.ts";

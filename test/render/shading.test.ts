@@ -1,6 +1,6 @@
 // Depth order, MuJoCo's group convention, and the colour of lit faces against the lighting equation.
 import { expect, test } from "bun:test";
-import { getGpu } from "../../src/gpu/device.ts";
+import { getGpu } from "../../src/engine/device.ts";
 import { extractRenderModel } from "../../src/render/model.ts";
 import { BatchRenderer, framePoses } from "../../src/render/renderer.ts";
 import { compile, pinhole, pixel } from "./scenes.ts";

@@ -2,14 +2,14 @@
 // device against RLinf's losses and masked_mean_ratio written out as plain loops (values and
 // gradients); ratio statistics, explained variance and the value clip ratio against plain loops.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { scopeAsync, Tensor } from "../../src/gpu/tensor.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { scopeAsync, Tensor } from "../../src/engine/tensor.ts";
 import { gae, lossMask, normalizeAdvantages } from "../../src/rl/gae.ts";
 import { maskedMeanRatio, ppoLoss, ratioStats } from "../../src/rl/loss.ts";
 import { explainedVariance, valueClipRatio } from "../../src/rl/ppo.ts";
 import { Rng } from "../../src/util/random.ts";
-import { expectClose } from "../gpu/helpers.ts";
+import { expectClose } from "../engine/helpers.ts";
 
 // Kernels on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);

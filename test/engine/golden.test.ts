@@ -5,10 +5,10 @@
 // of test/model/reference.ts against the same goldens; AdamW against PyTorch is in learner.test.ts.
 import { beforeAll, describe, expect, test } from "bun:test";
 import golden from "../fixtures/gpu/golden.json";
-import { type Backend, compile, type Feeds, host, type TensorFn } from "../../src/gpu/compile.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { Tensor } from "../../src/gpu/tensor.ts";
+import { type Backend, compile, type Feeds, host, type TensorFn } from "../../src/engine/compile.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { Tensor } from "../../src/engine/tensor.ts";
 import { dims, type ModelConfig, parameterShapes } from "../../src/model/config.ts";
 import { Policy } from "../../src/model/policy.ts";
 import { type M, refExpert, refPrefix, type RefPrefix } from "../model/reference.ts";

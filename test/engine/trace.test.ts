@@ -1,10 +1,10 @@
 // The ONNX tracer against the WebGPU kernels: one function using every primitive (values and
 // gradients through autograd) run eagerly on WebGPU and traced on ONNX Runtime must agree.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { type Feeds, type TensorFn, compile, host, traceFn } from "../../src/gpu/compile.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { fill } from "../../src/gpu/kernels/elementwise.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { type Feeds, type TensorFn, compile, host, traceFn } from "../../src/engine/compile.ts";
+import * as op from "../../src/engine/ops.ts";
+import { fill } from "../../src/engine/kernels/elementwise.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { expectClose, rng } from "./helpers.ts";
 
 beforeAll(async () => {
@@ -53,7 +53,7 @@ const everyOp: TensorFn = (t) => {
     op.add(op.add(op.sum(mx), op.mean(patches)), op.mse(ln, op.expand(op.sumTo(ln, [1, 3, 6]), [2, 3, 6]))),
   );
   op.backward(loss);
-  const out: Record<string, import("../../src/gpu/tensor.ts").Tensor> = { loss, att: op.noGrad(() => op.detach(att)), patches: op.detach(patches) };
+  const out: Record<string, import("../../src/engine/tensor.ts").Tensor> = { loss, att: op.noGrad(() => op.detach(att)), patches: op.detach(patches) };
   for (const p of PARAMS) out[`grad_${p}`] = t[p]!.grad!;
   return out;
 };

@@ -1,11 +1,11 @@
 // A WebGPU training loop of 500 Learner steps allocates nothing after warm-up: pooled buffers,
 // uniforms and pipelines stay at their step-20 counts, the bind-group cache within its cap.
 import { beforeAll, expect, test } from "bun:test";
-import { compile, host } from "../../src/gpu/compile.ts";
-import { Learner } from "../../src/gpu/learner.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { cacheStats, initEngine, MAX_CACHED, poolStats, sync } from "../../src/gpu/runtime.ts";
-import type { Tensor } from "../../src/gpu/tensor.ts";
+import { compile, host } from "../../src/engine/compile.ts";
+import { Learner } from "../../src/engine/learner.ts";
+import * as op from "../../src/engine/ops.ts";
+import { cacheStats, initEngine, MAX_CACHED, poolStats, sync } from "../../src/engine/runtime.ts";
+import type { Tensor } from "../../src/engine/tensor.ts";
 import { Rng } from "../../src/util/random.ts";
 
 beforeAll(async () => {

@@ -4,8 +4,8 @@
 // with an additive bias over optional cached prefix K/V. The goldens check the policy itself.
 //
 // Dimension letters: B batch, T tokens, Tp cached prefix keys, C width, h heads, hd head width.
-import * as op from "../../src/gpu/ops.ts";
-import { Tensor, keep } from "../../src/gpu/tensor.ts";
+import * as op from "../../src/engine/ops.ts";
+import { Tensor, keep } from "../../src/engine/tensor.ts";
 
 export interface LayerDims {
   C: number;

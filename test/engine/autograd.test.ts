@@ -1,10 +1,10 @@
 // Tape semantics: accumulation, frozen parameters, detach, noGrad, scopes, and attention over a
 // cached K/V prefix giving the same result as attention over the whole sequence.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { backward, detach, noGrad } from "../../src/gpu/autograd.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine, poolStats } from "../../src/gpu/runtime.ts";
-import { Tensor, scopeAsync } from "../../src/gpu/tensor.ts";
+import { backward, detach, noGrad } from "../../src/engine/autograd.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine, poolStats } from "../../src/engine/runtime.ts";
+import { Tensor, scopeAsync } from "../../src/engine/tensor.ts";
 import { blockBias, layer, layerParams } from "./block.ts";
 import { expectClose, param, randR, rng } from "./helpers.ts";
 

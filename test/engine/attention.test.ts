@@ -2,10 +2,10 @@
 // and without masks, against finite differences on a tiny case, and against the composite
 // matmul/softmax/matmul path it replaces.
 import { beforeAll, describe, expect, test } from "bun:test";
-import * as op from "../../src/gpu/ops.ts";
-import * as ref from "../../src/gpu/reference.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { Tensor, scopeAsync } from "../../src/gpu/tensor.ts";
+import * as op from "../../src/engine/ops.ts";
+import * as ref from "../../src/engine/reference.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { Tensor, scopeAsync } from "../../src/engine/tensor.ts";
 import { expectClose, gradOf, param, randR, rng } from "./helpers.ts";
 
 beforeAll(async () => {

@@ -1,12 +1,12 @@
-// The Learner (src/gpu/learner.ts): AdamW steps from accumulated micro-batch gradients on both
+// The Learner (src/engine/learner.ts): AdamW steps from accumulated micro-batch gradients on both
 // backends, against PyTorch's AdamW (the golden fixture), against a plain float64 AdamW written here
 // in PyTorch's update order, and against each other; and a state that restores bit for bit.
 import { beforeAll, describe, expect, test } from "bun:test";
 import golden from "../fixtures/gpu/golden.json";
-import { type Backend, compile, host, type TensorFn } from "../../src/gpu/compile.ts";
-import { type AdamWSettings, Learner, type ParamGroupSpec } from "../../src/gpu/learner.ts";
-import * as op from "../../src/gpu/ops.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
+import { type Backend, compile, host, type TensorFn } from "../../src/engine/compile.ts";
+import { type AdamWSettings, Learner, type ParamGroupSpec } from "../../src/engine/learner.ts";
+import * as op from "../../src/engine/ops.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
 import { expectClose, rng } from "./helpers.ts";
 
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 // Test helpers: seeded random reference tensors, upload as parameters, and the one closeness check
 // every test uses (expectClose), which names the shape and the max difference when it fails.
 import { expect } from "bun:test";
-import type { R } from "../../src/gpu/reference.ts";
-import { Tensor, shapeStr } from "../../src/gpu/tensor.ts";
+import type { R } from "../../src/engine/reference.ts";
+import { Tensor, shapeStr } from "../../src/engine/tensor.ts";
 import { Rng } from "../../src/util/random.ts";
 
 /** A seeded uniform source (the project's one Rng), so every failure reproduces. */

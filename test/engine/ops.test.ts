@@ -1,10 +1,10 @@
 // Every engine op, forward and backward, against the float64 CPU reference on odd shapes.
 import { beforeAll, describe, test } from "bun:test";
-import { UNARY, type UnaryOp, BINARY, type BinaryOp } from "../../src/gpu/kernels/elementwise.ts";
-import * as op from "../../src/gpu/ops.ts";
-import * as ref from "../../src/gpu/reference.ts";
-import { initEngine } from "../../src/gpu/runtime.ts";
-import { Tensor, scopeAsync } from "../../src/gpu/tensor.ts";
+import { UNARY, type UnaryOp, BINARY, type BinaryOp } from "../../src/engine/kernels/elementwise.ts";
+import * as op from "../../src/engine/ops.ts";
+import * as ref from "../../src/engine/reference.ts";
+import { initEngine } from "../../src/engine/runtime.ts";
+import { Tensor, scopeAsync } from "../../src/engine/tensor.ts";
 import { expectClose, gradOf, param, randR, rng } from "./helpers.ts";
 
 beforeAll(async () => {

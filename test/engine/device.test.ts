@@ -1,8 +1,8 @@
 // WebGPU bring-up: a real adapter computes known answers; Dawn's null backend is refused with the fix.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { getGpu, knownAnswerCheck, openSeparateDevice } from "../../src/gpu/device.ts";
-import { renderToTextureCheck } from "../../src/gpu/selftest.ts";
+import { getGpu, knownAnswerCheck, openSeparateDevice } from "../../src/engine/device.ts";
+import { renderToTextureCheck } from "../../src/engine/selftest.ts";
 
 // GPU work on SwiftShader (and child processes) can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
