@@ -41,6 +41,9 @@ export interface TrainHooks {
   onNotice?: (line: string) => void;
 }
 
+/** The most memory the stored prefix outputs of a global step may take. */
+const PREFIX_BYTES = 2 ** 31;
+
 /** The training stream PPO's fresh resets come from (dexrl collect uses small seeds for demonstrations). */
 const TRAINING_STREAM = 1_000_000;
 
@@ -241,13 +244,22 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       // ---- the frozen prefix, once per stored observation ----
       const t1 = performance.now();
       const prefixShape = (k: string) => (k === "key_bias" ? [1, 1, d.prefixLen] : k === "pooled" ? [pc.width] : [pc.heads, d.prefixLen, pc.head_dim]);
-      const prefix = prefixProgram ? await computePrefixes(prefixProgram, b_images, b_instr, runner, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
+      // Stored when it fits in PREFIX_BYTES (the seed's 24,576 samples would need ~6 GB at the default
+      // size); otherwise each micro-batch computes its own, once per epoch.
+      const prefixFloats = pc.depth * 2 * pc.heads * d.prefixLen * pc.head_dim + d.prefixLen + (pc.value_after_vlm ? pc.width : 0);
+      const storePrefix = prefixProgram && slots * prefixFloats * 4 <= PREFIX_BYTES;
+      const prefix = storePrefix ? await computePrefixes(prefixProgram, b_images, b_instr, runner, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
 
       /** Program inputs of the slots `idx`: stored prefix (or images), points, step inputs, PPO data. */
-      const microBatchFeeds = (idx: number[]): Feeds => {
+      const microBatchFeeds = async (idx: number[]): Promise<Feeds> => {
         const B = idx.length;
         const call = (i: number) => Math.floor(i / N); // (e·T + t)
         const f: Feeds = {};
+        const images = () => {
+          const out = new Uint8Array(B * IMG);
+          idx.forEach((i, b) => out.set(b_images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
+          return out;
+        };
         if (prefix) {
           for (const [k, v] of Object.entries(prefix)) {
             const per = v.data.length / slots;
@@ -255,11 +267,13 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
             idx.forEach((i, b) => out.set(v.data.subarray(i * per, (i + 1) * per), b * per));
             f[k] = host(out, [B, ...v.shape]);
           }
-        } else {
-          const images = new Uint8Array(B * IMG);
-          idx.forEach((i, b) => images.set(b_images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
+        } else if (prefixProgram) {
           const { ids, mask } = tokenize(ck.tokenizer, idx.map((i) => b_instr[i]!));
-          f.images = host(images, [B, pc.num_images, S, S, 3]);
+          const r = await prefixProgram.run({ images: host(images(), [B, pc.num_images, S, S, 3]), tokens: host(ids, [B, pc.max_text_len]), token_mask: host(mask, [B, pc.max_text_len]) });
+          for (const [k, v] of Object.entries(r)) f[k] = host(v, [B, ...prefixShape(k)]);
+        } else {
+          const { ids, mask } = tokenize(ck.tokenizer, idx.map((i) => b_instr[i]!));
+          f.images = host(images(), [B, pc.num_images, S, S, 3]);
           f.tokens = host(ids, [B, pc.max_text_len]);
           f.token_mask = host(mask, [B, pc.max_text_len]);
         }
@@ -295,7 +309,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           const criticOnly = learner.step < optim.critic_warmup_steps; // counted in optimizer steps
           for (let start = mb * mbSize; start < (mb + 1) * mbSize; start += microSize) {
             const mb_idx = order.slice(start, start + microSize);
-            const feeds = microBatchFeeds(mb_idx);
+            const feeds = await microBatchFeeds(mb_idx);
             const out = await learner.accumulate(criticOnly ? warmup : update, feeds, microSize / mbSize);
             sums.policy += out.policy_loss![0]!;
             sums.value += out.value_loss![0]!;
