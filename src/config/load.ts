@@ -270,7 +270,6 @@ function checkRules(c: Config, use: LoadOptions["use"]): void {
   only("algorithm.filter_rewards", a.filter_rewards, false, "reward filtering selects GRPO groups by success rate (group_size > 1), which dexrl does not implement");
   only("algorithm.kl_beta", a.kl_beta, 0, "dexrl's PPO has no KL penalty against a reference policy");
   only("rollout.recompute_logprobs", c.rollout.recompute_logprobs, false, "dexrl updates with the rollout's own log-probs (the sampler and the update run the same program, so recomputing gives the same numbers)");
-  only("actor.model.chunk_critic_input", m.chunk_critic_input, true, "dexrl's value head reads the mean of the action chunk's expert outputs (RLinf's chunk_critic_input)");
   only("actor.model.use_proprio", m.use_proprio, true, "dexrl's policy always takes the robot state as its state token");
   rule(a.clip_ratio_low < 1, `Config key algorithm.clip_ratio_low is ${a.clip_ratio_low}; it must be below 1.`);
   rule(

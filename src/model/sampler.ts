@@ -23,6 +23,8 @@ export interface SamplerConfig {
   jointLogprob: boolean;
   /** Keep value-loss gradients out of the expert. */
   detachCritic: boolean;
+  /** RLinf's chunk_critic_input: the value head reads the mean of the first `chunk` action tokens only (default: all H). */
+  chunkCriticInput?: boolean;
 }
 
 /** One denoising step's inputs, per example ([B, …]) or shared by the batch ([1, …]). */
@@ -153,7 +155,8 @@ function reduceSteps(policy: Policy, ctx: Context, cfg: SamplerConfig, xs: Tenso
     lp = plus(lp, chunkLogProb(next, mean, std, s.explore, cfg));
     count = plus(count, op.expand(flat(s.explore), [B]));
     if (cfg.method === "flow_noise") ent = plus(ent, chunkEntropy(std, s.explore, cfg));
-    if (policy.c.add_value_head) value = plus(value, policy.value(ctx.prefix, actionOut, cfg.detachCritic));
+    const criticTokens = cfg.chunkCriticInput ? op.slice(actionOut, 1, 0, cfg.chunk) : actionOut;
+    if (policy.c.add_value_head) value = plus(value, policy.value(ctx.prefix, criticTokens, cfg.detachCritic));
   });
   const n = op.maximum(count!, 1);
   const zeros = () => op.scale(op.expand(flat(steps[0]!.a), [B]), 0);

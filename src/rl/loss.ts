@@ -56,12 +56,13 @@ export function ppoLoss(b: PpoBatch, s: PpoSettings): PpoLoss {
 
 /**
  * Statistics of the masked samples: the fraction whose clipped branch is the active one (the
- * clipped objective is larger, RLinf's clip_fraction), the mean ratio and |ratio − 1|, and approx KL
+ * clipped objective is larger, RLinf's clip_fraction), the mean ratio, the mean clipped ratio and |ratio − 1|, and approx KL
  * mean(logp_old − logp).
  */
 export function ratioStats(ratio: Float32Array, advantages: Float32Array, mask: ArrayLike<number>, low: number, high: number) {
   let n = 0;
   let clipped = 0;
+  let clippedSum = 0;
   let sum = 0;
   let abs = 0;
   let kl = 0;
@@ -73,7 +74,8 @@ export function ratioStats(ratio: Float32Array, advantages: Float32Array, mask: 
     kl += -Math.log(r);
     const a = advantages[i]!;
     const c = Math.min(Math.max(r, 1 - low), 1 + high);
+    clippedSum += c;
     if (-a * c > -a * r) clipped++;
   });
-  return { clipFraction: n ? clipped / n : 0, meanRatio: n ? sum / n : 1, ratioAbs: n ? abs / n : 0, approxKl: n ? kl / n : 0 };
+  return { clipFraction: n ? clipped / n : 0, meanRatio: n ? sum / n : 1, clippedRatio: n ? clippedSum / n : 1, ratioAbs: n ? abs / n : 0, approxKl: n ? kl / n : 0 };
 }

@@ -91,6 +91,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
     envDim: m.dexbotic.action_env_dim,
     jointLogprob: m.joint_logprob,
     detachCritic: m.dexbotic.detach_critic_input,
+    chunkCriticInput: m.chunk_critic_input,
   };
   const trainBackend: Backend = resolveBackend(config.actor.training_backend === "fsdp" ? "auto" : config.actor.training_backend, gpu.summary.isSoftware);
   const rolloutBackend: Backend = resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware);
@@ -348,6 +349,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
         "train/actor/clip_fraction": rs.clipFraction,
         "train/actor/ratio": rs.meanRatio,
         "train/actor/ratio_abs": rs.ratioAbs,
+        "train/actor/clipped_ratio": rs.clippedRatio,
         "train/actor/grad_norm": per(sums.gradNorm, sums.updates),
         "train/actor/lr": optim.lr,
         "train/actor/noise_level": sampler.noiseLevel,

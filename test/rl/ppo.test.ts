@@ -173,23 +173,24 @@ describe("PPO loss with RLinf's masked_mean_ratio", () => {
     expectClose(got.ratio, Array.from(data.logDelta, Math.exp), "per-sample ratio", 1e-6, 1e-6);
   });
 
-  test("ratioStats: clip fraction (the clipped objective is the larger), mean ratio, |ratio − 1| and approx KL over the masked samples", () => {
+  test("ratioStats: clip fraction (the clipped objective is the larger), mean ratio, clipped ratio, |ratio − 1| and approx KL over the masked samples", () => {
     const ratio = Float32Array.from(data.logDelta, Math.exp);
     const got = ratioStats(ratio, data.advantages, mask, s.clipRatioLow, s.clipRatioHigh);
-    let [n, clipped, sum, abs, kl] = [0, 0, 0, 0, 0];
+    let [n, clipped, sum, clippedSum, abs, kl] = [0, 0, 0, 0, 0, 0];
     for (let i = 0; i < B; i++) {
       if (!mask[i]) continue;
       const [rt, a] = [ratio[i]!, data.advantages[i]!];
       n++;
       const c = Math.min(Math.max(rt, 1 - s.clipRatioLow), 1 + s.clipRatioHigh);
       if (-a * c > -a * rt) clipped++;
+      clippedSum += c;
       sum += rt;
       abs += Math.abs(rt - 1);
       kl += -data.logDelta[i]!;
     }
     expect(clipped, "some samples are clipped").toBeGreaterThan(0);
-    expectClose([got.clipFraction, got.meanRatio, got.ratioAbs, got.approxKl], [clipped / n, sum / n, abs / n, kl / n], "clip fraction, mean ratio, |ratio − 1|, approx KL", 1e-6, 1e-6);
-    expect(ratioStats(ratio, data.advantages, new Float32Array(B), 0.2, 0.2)).toEqual({ clipFraction: 0, meanRatio: 1, ratioAbs: 0, approxKl: 0 });
+    expectClose([got.clipFraction, got.meanRatio, got.clippedRatio, got.ratioAbs, got.approxKl], [clipped / n, sum / n, clippedSum / n, abs / n, kl / n], "clip fraction, mean ratio, clipped ratio, |ratio − 1|, approx KL", 1e-6, 1e-6);
+    expect(ratioStats(ratio, data.advantages, new Float32Array(B), 0.2, 0.2)).toEqual({ clipFraction: 0, meanRatio: 1, clippedRatio: 1, ratioAbs: 0, approxKl: 0 });
   });
 });
 
