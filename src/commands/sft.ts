@@ -2,13 +2,13 @@
 // TensorBoard logs, periodic ODE evaluation and resumable checkpoints; the final model goes to sft.output_dir.
 import { defineCommand } from "citty";
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { configArgs, debugArgs, type DexrlMeta } from "../cli/args.ts";
 import { ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
 import { usageError } from "../errors.ts";
 import { formatMetrics, Progress } from "../log/console.ts";
-import { checkCheckpointDir, recoverInterruptedSaves } from "../model/checkpoint.ts";
+import { checkCheckpointDir, FILES, recoverInterruptedSaves } from "../model/checkpoint.ts";
 import { readTrainerMeta } from "../rl/trainer_state.ts";
 import { sft } from "../sft/sft.ts";
 
@@ -40,6 +40,14 @@ export default defineCommand({
       if (at >= s.max_steps) throw usageError(`sft.resume_dir ${s.resume_dir} is at step ${at} and sft.max_steps is ${s.max_steps}: nothing is left to train.`);
     } else if (existsSync(join(runDir, "checkpoints")) && readdirSync(join(runDir, "checkpoints")).length)
       throw usageError(`The run folder ${runDir} already holds an SFT run; choose another (runner.logger.experiment_name=NAME or --run-dir DIR) or continue it with sft.resume_dir.`);
+    // The final model replaces sft.output_dir as a whole: it must not be (or hold, or sit in) the run folder.
+    const [out, run] = [resolve(s.output_dir), resolve(runDir)];
+    if (out === run || out.startsWith(run + sep) || run.startsWith(out + sep))
+      throw usageError(`sft.output_dir ${s.output_dir} and the run folder ${runDir} overlap; the final model would replace the run's logs and checkpoints. Choose another sft.output_dir (e.g. models/NAME).`);
+    if (existsSync(s.output_dir)) {
+      const foreign = readdirSync(s.output_dir).filter((f) => !(Object.values(FILES) as string[]).includes(f));
+      if (foreign.length) throw usageError(`sft.output_dir ${s.output_dir} holds files that are not a checkpoint's (${foreign.slice(0, 3).join(", ")}); the final model would replace them. Choose an empty folder or a previous model's.`);
+    }
     ensureOutputDir(runDir, "The run folder");
     for (const done of recoverInterruptedSaves(join(runDir, "checkpoints"))) console.error(`dexrl: ${done}.`);
 

@@ -3,6 +3,7 @@
 // refused with a sentence naming the file and the problem when anything is missing, corrupt,
 // non-finite or does not match config.json. A missing checkpoint or file is bad input (exit code 2);
 // a damaged one is a failure (exit code 1).
+import { resolveModelPath } from "./bundled.ts";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DexrlError, usageError } from "../errors.ts";
@@ -180,7 +181,8 @@ function checkStats(path: string, key: string, s: unknown, dims: number | undefi
  * Checks, without reading them, that `dir` is a folder holding a checkpoint's files; the sentence
  * names what is missing (bad input, exit code 2). Cheap enough to run before any other work.
  */
-export function checkCheckpointDir(dir: string): void {
+export function checkCheckpointDir(path: string): void {
+  const dir = resolveModelPath(path);
   if (!existsSync(dir)) throw usageError(`Checkpoint ${dir} does not exist.`);
   if (!statSync(dir).isDirectory()) throw usageError(`Checkpoint ${dir} is a file; a checkpoint is a folder holding ${Object.values(FILES).join(", ")}.`);
   for (const file of Object.values(FILES)) if (!existsSync(join(dir, file))) throw usageError(`Checkpoint ${dir} has no ${file}${checkpointHint(dir)}.`);

@@ -2,6 +2,7 @@
 // are exactly the parameters that config implies.
 import { join } from "node:path";
 import { DexrlError } from "../errors.ts";
+import { resolveModelPath } from "./bundled.ts";
 import { FILES, loadCheckpoint, saveCheckpoint, type NormStats } from "./checkpoint.ts";
 import { parameterShapes, validateModelConfig, type ModelConfig } from "./config.ts";
 import type { Tokenizer } from "./tokenizer.ts";
@@ -13,7 +14,9 @@ export interface PolicyCheckpoint {
   tokenizer: Tokenizer;
 }
 
-export function loadPolicyCheckpoint(dir: string): PolicyCheckpoint {
+/** Loads a policy checkpoint folder (the bundled checkpoint's name resolves to its embedded files). */
+export function loadPolicyCheckpoint(path: string): PolicyCheckpoint {
+  const dir = resolveModelPath(path);
   const asModel = (raw: Record<string, unknown>) => {
     const c = raw as unknown as ModelConfig;
     try {
