@@ -119,8 +119,8 @@ describe("bad input is refused with the key, the value and what is allowed", () 
   });
 
   test("num_action_chunks larger than the action horizon", () => {
-    expect(errorOf({ overrides: ["actor.model.num_action_chunks=51"] }).message).toContain(
-      "actor.model.num_action_chunks is 51, larger than the action horizon actor.model.action_horizon = 50",
+    expect(errorOf({ overrides: ["actor.model.num_action_chunks=11"] }).message).toContain(
+      "actor.model.num_action_chunks is 11, larger than the action horizon actor.model.action_horizon = 10",
     );
   });
 
@@ -159,17 +159,18 @@ describe("nonsensical values", () => {
     expect(errorOf({ overrides: ["runner.val_check_interval=0"] }).message).toContain("or -1 (never)");
     expect(errorOf({ overrides: ["actor.optim.adam_beta2=1"] }).message).toBe("Config key actor.optim.adam_beta2 has value 1; it must be a number ≥ 0 and < 1.");
     expect(loadConfig({ overrides: ["actor.optim.adam_beta2=0.999"] }).config.actor.optim.adam_beta2).toBe(0.999);
-    expect(errorOf({ overrides: ["actor.model.model_path="] }).message).toBe('Config key actor.model.model_path has value ""; it must be a non-empty string.');
+    // rollout.model.model_path is ${actor.model.model_path} in the defaults, so it is checked (first) with the same value.
+    expect(errorOf({ overrides: ["actor.model.model_path="] }).message).toBe('Config key rollout.model.model_path has value ""; it must be a non-empty string.');
     expect(errorOf({ overrides: ["runner.logger.experiment_name=  "] }).message).toContain("a non-empty string");
     expect(errorOf({ overrides: ["env.train.seed=4294967296"] }).message).toContain("≤ 4294967295");
   });
 
-  test("eval checks only the rules it depends on, so the seed's --action_chunk_size 50 loads", () => {
-    const overrides = ["actor.model.num_action_chunks=50"];
+  test("eval checks only the rules it depends on, so the seed's --action_chunk_size 50 loads (for a horizon-50 model)", () => {
+    const overrides = ["actor.model.num_action_chunks=50", "actor.model.action_horizon=50"];
     expect(errorOf({ overrides }).message).toContain("max_steps_per_rollout_epoch (240) must be a multiple of actor.model.num_action_chunks (50)");
     expect(errorOf({ overrides, use: "train" }).message).toContain("must be a multiple");
     expect(loadConfig({ overrides, use: "eval" }).config.actor.model.dexbotic.action_chunk).toBe(50);
-    expect(errorOf({ overrides: ["actor.model.num_action_chunks=51"], use: "eval" }).message).toContain("larger than the action horizon");
+    expect(errorOf({ overrides: ["actor.model.num_action_chunks=51", "actor.model.action_horizon=50"], use: "eval" }).message).toContain("larger than the action horizon");
   });
 });
 

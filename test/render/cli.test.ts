@@ -22,7 +22,7 @@ test("dexrl render --task 4 --video writes the agentview and wrist images and th
   ]);
   const gif = readFileSync(files[3]!);
   expect(new TextDecoder().decode(gif.subarray(0, 6))).toBe("GIF89a");
-  expect([gif.readUInt16LE(6), gif[gif.length - 1]]).toEqual([128, 0x3b]); // two 64-px cameras side by side; trailer
+  expect([gif.readUInt16LE(6), gif[gif.length - 1]]).toEqual([256, 0x3b]); // two 64-px cameras side by side, enlarged to 128 px each; trailer
   for (const f of files.slice(0, 2)) {
     const png = decode(readFileSync(f));
     expect([png.width, png.height, png.channels]).toEqual([64, 64, 3]);

@@ -18,7 +18,7 @@ test("text is drawn inside its box and wraps at spaces", () => {
 });
 
 test("a captioned frame puts the cameras side by side under the text band", () => {
-  const [W, H] = [40, 4];
+  const [W, H] = [40, 128];
   const images = new Uint8Array(2 * H * W * 3);
   images.fill(10, 0, H * W * 3); // camera 0
   images.fill(200, H * W * 3); // camera 1
@@ -30,6 +30,25 @@ test("a captioned frame puts the cameras side by side under the text band", () =
   expect(at(0, band)).toBe(10);
   expect(at(W - 1, f.height - 1)).toBe(10);
   expect(at(W, band)).toBe(200);
+});
+
+test("small camera images are enlarged (nearest pixel) so the caption stays readable", () => {
+  const [W, H] = [16, 16];
+  const images = new Uint8Array(2 * H * W * 3);
+  images.fill(10, 0, H * W * 3);
+  images.fill(200, H * W * 3);
+  images.set([255, 0, 0], 0); // camera 0's top-left pixel
+  const f = captionedFrame(images, 2, W, H, "pick up the black bowl between the plate and the ramekin", "step 1");
+  const k = 128 / H; // enlarged to 128 rows
+  expect(f.width).toBe(2 * W * k);
+  const band = f.height - H * k;
+  const at = (x: number, y: number) => Array.from(f.data.subarray((y * f.width + x) * 3, (y * f.width + x) * 3 + 3));
+  expect(at(0, band)).toEqual([255, 0, 0]);
+  expect(at(k - 1, band + k - 1)).toEqual([255, 0, 0]);
+  expect(at(k, band)).toEqual([10, 10, 10]);
+  expect(at(W * k, band)).toEqual([200, 200, 200]);
+  // The 57-character instruction wraps to at most 2 lines across 256 px (at 16 px it needed 15).
+  expect(band).toBeLessThanOrEqual(3 * lineHeight(1) + 8);
 });
 
 /** Walks the GIF block structure; returns the logical screen size and the image descriptors' sizes. */
@@ -71,5 +90,5 @@ test("an episode GIF holds every frame at the frame size", () => {
   expect(parsed.end).toBe(bytes.length);
   expect(parsed.frames).toHaveLength(3);
   for (const f of parsed.frames) expect(f).toEqual(parsed.screen);
-  expect(parsed.screen[0]).toBe(32);
+  expect(parsed.screen[0]).toBe(2 * 128); // two 16-px views enlarged 8×
 });
