@@ -43,7 +43,7 @@ describe("dexrl eval", () => {
 
   test("bad input: a mismatched horizon, unknown tasks, trials out of range", () => {
     const ckpt = checkpoint();
-    const h = dexrl("eval", "--ckpt", ckpt);
+    const h = dexrl("eval", "--ckpt", ckpt, "actor.model.action_horizon=50");
     expect(h.code).toBe(2);
     expect(h.stderr).toContain("has action horizon 10 but actor.model.action_horizon is 50; set actor.model.action_horizon=10.");
     expect(() => taskListArg("3,11", 10)).toThrow('--tasks takes task ids from 0 to 9 separated by commas (or "all"), not "3,11".');
