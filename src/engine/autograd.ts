@@ -3,9 +3,9 @@
 // Frozen parameters and data never enter the tape, so they cost neither kernels nor memory.
 import { kernels } from "./backend.ts";
 import { type Attrs, PRIMS, type PrimName } from "./prims.ts";
-import { type Tensor, keep, onScopeEnd } from "./tensor.ts";
+import { type TapeNode, type Tensor, keep, onScopeEnd } from "./tensor.ts";
 
-export interface Node {
+export interface Node extends TapeNode {
   prim: PrimName;
   inputs: Tensor[];
   out: Tensor;
@@ -61,7 +61,7 @@ export function backward(loss: Tensor, seed?: Tensor): void {
   if (!loss.node) throw new Error("backward: the loss does not depend on any parameter that requires a gradient");
   const grads = new Map<Tensor, Tensor>();
   grads.set(loss, seed ?? kernels().full(loss.shape, 1));
-  const end = tape.indexOf(loss.node);
+  const end = tape.indexOf(loss.node as Node); // every node on a tensor is one of this tape's
   for (let i = end; i >= 0; i--) {
     const node = tape[i]!;
     const g = grads.get(node.out);

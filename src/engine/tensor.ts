@@ -11,11 +11,18 @@
 //   good: for (...) { const l = await scopeAsync(async () => { const loss = model.loss(batch); backward(loss); return loss.item(); }); }
 //         // activations and gradients of intermediates are released at the end of each step
 import { type PoolBuffer, acquire, download, release, upload } from "./runtime.ts";
-import type { Node } from "./autograd.ts";
 
 import { type Shape, numel, shapeStr } from "./shape.ts";
 
 export { type Shape, numel, shapeStr };
+/**
+ * A recorded primitive application, as the tensor it made sees it; autograd.ts's Node fills it in.
+ * Declared here so that tensor.ts imports nothing from autograd (the engine has no import circle).
+ */
+export interface TapeNode {
+  readonly prim: string;
+}
+
 /** f32: float tensors; i32: token ids; u8: images (bytes packed 4 per word). */
 export type DType = "f32" | "i32" | "u8";
 
@@ -59,7 +66,7 @@ export class Tensor {
   requiresGrad = false;
   grad: Tensor | undefined;
   /** The tape node that made this tensor, while it is recorded for backward. */
-  node: Node | undefined;
+  node: TapeNode | undefined;
   /** For i32 tensors made from CPU data (token ids): the values, so gathers can plan their backward. */
   host: Int32Array | undefined;
   private storage: Storage | undefined;
