@@ -72,12 +72,12 @@ describe("keys that change behaviour", () => {
     expect(Math.abs(all[0]! - chunk[0]!), `values ${all} (all tokens) vs ${chunk} (first 2)`).toBeGreaterThan(1e-4);
   });
 
-  test("noise_anneal, only_eval, max_epochs, use_fixed_reset_state_ids and val_check_interval on short runs", () => {
+  test("noise_anneal, only_eval, max_epochs, use_fixed_reset_state_ids, val_check_interval and video_cfg on short runs", () => {
     const dir = mkdtempSync(join(tmpdir(), "dexrl-keys-"));
     writeTinyCheckpoint(join(dir, "ckpt"));
     const tiny = [`actor.model.model_path=${join(dir, "ckpt")}`, "actor.model.action_horizon=10", "env.train.total_num_envs=2", "env.train.rollout_epoch=1",
       "env.train.max_steps_per_rollout_epoch=10", "env.train.max_episode_steps=10", "actor.global_batch_size=4", "actor.micro_batch_size=2", "algorithm.update_epoch=1",
-      "env.eval.total_num_envs=10", "env.eval.max_episode_steps=10", "env.train.video_cfg.save_video=false", "env.eval.video_cfg.save_video=false"];
+      "env.eval.total_num_envs=10", "env.eval.max_episode_steps=10", `env.train.video_cfg.video_base_dir=${join(dir, "video", "train")}`, `env.eval.video_cfg.video_base_dir=${join(dir, "video", "eval")}`];
     // noise_anneal from 0.9 to 0.1 over 2 steps; max_epochs 3 stops before max_steps 5; fresh resets; a val check at step 2.
     const r = dexrl("train", ...tiny, `runner.logger.log_path=${dir}`, "runner.logger.experiment_name=a", "actor.model.noise_anneal=true", "actor.model.noise_params=[0.9,0.1,2]",
       "runner.max_steps=5", "runner.max_epochs=3", "env.train.use_fixed_reset_state_ids=false", "runner.val_check_interval=2", "runner.save_interval=100");
@@ -88,6 +88,11 @@ describe("keys that change behaviour", () => {
     [0.9, 0.5, 0.1].forEach((want, i) => expect(noise.get(i + 1)!).toBeCloseTo(want, 6));
     expect([...s.get("eval/success_once")!.keys()]).toEqual([2]);
     expect(readdirSync(join(dir, "a", "checkpoints"))).toEqual(["global_step_3"]);
+    // video_cfg.save_video (the seed's default): env 0's rollout episode every global step, the first eval episodes at the val check.
+    expect(readdirSync(join(dir, "video", "train")).sort()).toEqual(["global_step_1", "global_step_2", "global_step_3"]);
+    for (const step of [1, 2, 3]) expect(readdirSync(join(dir, "video", "train", `global_step_${step}`))).toHaveLength(1);
+    expect(readdirSync(join(dir, "video", "eval"))).toEqual(["global_step_2"]);
+    expect(readdirSync(join(dir, "video", "eval", "global_step_2")).length).toBeGreaterThan(0);
     // only_eval: evaluates the starting policy and trains nothing.
     const e = dexrl("train", ...tiny, `runner.logger.log_path=${dir}`, "runner.logger.experiment_name=b", "runner.only_eval=true");
     expect(e.code, e.stderr).toBe(0);
