@@ -17,3 +17,14 @@ export function broadcastShape(a: Shape, b: Shape): number[] {
   }
   return out;
 }
+
+/** M, K, N of op(A)·op(B) over the last two dims (op = transpose when asked), checked. */
+export function matmulDims(a: Shape, b: Shape, transA: boolean, transB: boolean): { M: number; K: number; N: number } {
+  if (a.length < 2 || b.length < 2) throw new Error(`matmul needs rank ≥ 2, got ${shapeStr(a)} and ${shapeStr(b)}`);
+  const [ar, ac] = a.slice(-2) as [number, number];
+  const [br, bc] = b.slice(-2) as [number, number];
+  const [M, K] = transA ? [ac, ar] : [ar, ac];
+  const [K2, N] = transB ? [bc, br] : [br, bc];
+  if (K !== K2) throw new Error(`matmul inner sizes differ: ${shapeStr(a)}${transA ? "ᵀ" : ""} · ${shapeStr(b)}${transB ? "ᵀ" : ""}`);
+  return { M, K, N };
+}

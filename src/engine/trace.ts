@@ -7,7 +7,7 @@ import { type Kernels, concatShape, setTracingKernels } from "./backend.ts";
 import { setTracing } from "./runtime.ts";
 import type { BinaryOp, UnaryOp } from "./kernels/elementwise.ts";
 import type { NormKind } from "./kernels/norm.ts";
-import { broadcastShape, sameShape, shapeStr } from "./shape.ts";
+import { broadcastShape, matmulDims, sameShape, shapeStr } from "./shape.ts";
 import { type DType, type Shape, Tensor, scope, setConstantSink } from "./tensor.ts";
 
 const ELEM: Record<DType, ElemType> = { f32: "float32", i32: "int32", u8: "uint8" };
@@ -219,12 +219,7 @@ export class Trace implements Kernels {
   // ---- matmul, norms, attention ----
 
   matmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha: number): Tensor {
-    if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
-    const [ar, ac] = a.shape.slice(-2) as [number, number];
-    const [br, bc] = b.shape.slice(-2) as [number, number];
-    const [M, K] = transA ? [ac, ar] : [ar, ac];
-    const [K2, N] = transB ? [bc, br] : [br, bc];
-    if (K !== K2) throw new Error(`matmul inner sizes differ: ${shapeStr(a.shape)}${transA ? "ᵀ" : ""} · ${shapeStr(b.shape)}${transB ? "ᵀ" : ""}`);
+    const { M, N } = matmulDims(a.shape, b.shape, transA, transB);
     const A = transA ? this.transpose(this.v(a), swapLast(a.rank)) : this.v(a);
     const B = transB ? this.transpose(this.v(b), swapLast(b.rank)) : this.v(b);
     let y = this.node("MatMul", [A, B]);

@@ -4,11 +4,13 @@
 import { join } from "node:path";
 import type { Gpu } from "../engine/device.ts";
 import { envActions, policyImages } from "../model/observation.ts";
-import type { PolicyRunner } from "../model/runner.ts";
+import type { Config } from "../config/schema.ts";
+import type { PolicyCheckpoint } from "../model/policy_checkpoint.ts";
+import { PolicyRunner, resolveBackend } from "../model/runner.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
-import { TASKS } from "../sim/tasks.ts";
+import { NUM_TASKS, TASKS } from "../sim/tasks.ts";
 import { VecEnv } from "../sim/vec_env.ts";
 
 export interface EvalOptions {
@@ -99,4 +101,38 @@ export function report(finished: EpisodeInfo[], tasks: number[], seconds: number
     overall: summarize(finished),
     seconds,
   };
+}
+
+/**
+ * The ODE policy of `params` (a checkpoint's architecture, stats and tokenizer) on the first
+ * `trialsPerTask` fixed initial states of every task, as eval/* metrics for training runs. Episodes
+ * end at success: success_once does not depend on it, and it halves the time.
+ */
+export async function evalMetrics(
+  gpu: Gpu,
+  config: Config,
+  ck: PolicyCheckpoint,
+  params: Map<string, Float32Array>,
+  trialsPerTask: number,
+  videos?: { count: number; dir: string },
+): Promise<Record<string, number>> {
+  const m = config.actor.model;
+  const env = config.env.eval;
+  const runner = PolicyRunner.create({
+    config: ck.config,
+    params,
+    normStats: ck.normStats,
+    tokenizer: ck.tokenizer,
+    sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
+    seed: env.seed,
+    backend: resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware),
+  });
+  try {
+    const tasks = Array.from({ length: NUM_TASKS }, (_, i) => i);
+    const numEnvs = Math.min(env.total_num_envs, 64, tasks.length * trialsPerTask);
+    const r = await evaluate(gpu, runner, { tasks, trialsPerTask, numEnvs, maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: false, seed: env.seed, videos });
+    return { "eval/success_once": r.overall.successOnce, "eval/episode_len": r.overall.meanEpisodeLen, "eval/episodes": r.overall.episodes };
+  } finally {
+    await runner.release();
+  }
 }

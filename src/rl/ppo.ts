@@ -12,11 +12,11 @@ import { type Backend, type Compiled, compile, type Feeds, host } from "../engin
 import { Learner } from "../engine/learner.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { EventWriter, purgeNotice } from "../log/tfevents.ts";
-import { evaluate } from "../eval/evaluate.ts";
+import { evalMetrics } from "../eval/evaluate.ts";
 import { dims, parameterShapes } from "../model/config.ts";
 import { normalize } from "../model/normalize.ts";
 import { envActions, policyImages } from "../model/observation.ts";
-import { loadPolicyCheckpoint, savePolicyCheckpoint, type PolicyCheckpoint } from "../model/policy_checkpoint.ts";
+import { loadPolicyCheckpoint, savePolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/programs.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
@@ -144,13 +144,21 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const b_dones = new Uint8Array(slots);
   const b_bootstrap = new Float32Array(E * N);
 
+  /** The ODE policy on the fixed initial states (env.eval.total_num_envs / 10 per task, up to all 500), as eval/* metrics. */
+  const validate = (at: number) => {
+    const ev = config.env.eval;
+    const trials = Math.max(1, Math.min(INIT_STATES_PER_TASK, Math.floor(ev.total_num_envs / NUM_TASKS)));
+    const videos = ev.video_cfg.save_video ? { count: 2, dir: join(ev.video_cfg.video_base_dir, `global_step_${at}`) } : undefined;
+    return evalMetrics(gpu, config, ck, learner.params, trials, videos);
+  };
+
   // One embodied epoch is one global step in RLinf, so max_epochs caps the steps as max_steps does.
   const maxSteps = Math.min(config.runner.max_steps, config.runner.max_epochs);
   let step = (resumed?.globalStep ?? 0) + 1;
   let stopped = false;
   if (config.runner.only_eval) {
     // RLinf's only_eval: evaluate the starting policy on the fixed initial states and stop.
-    const metrics = await validate(config, learner.params, ck, gpu, step);
+    const metrics = await validate(step);
     writer.addScalars(step - 1, metrics);
     hooks.onStep?.(step - 1, metrics);
     step = maxSteps + 1;
@@ -374,7 +382,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 
       // ---- evaluation on the fixed initial states (runner.val_check_interval) ----
       const val = config.runner.val_check_interval;
-      if (val > 0 && step % val === 0) Object.assign(metrics, await validate(config, learner.params, ck, gpu, step));
+      if (val > 0 && step % val === 0) Object.assign(metrics, await validate(step));
       writer.addScalars(step, metrics);
       hooks.onStep?.(step, metrics);
 
@@ -413,31 +421,6 @@ async function computePrefixes(program: Compiled, images: Uint8Array, instr: str
     }
   }
   return out;
-}
-
-/** The ODE policy's success on the fixed initial states (all 500 unless env.eval narrows them), as eval/* metrics. */
-async function validate(config: Config, params: Map<string, Float32Array>, ck: PolicyCheckpoint, gpu: Awaited<ReturnType<typeof initEngine>>, step: number): Promise<Record<string, number>> {
-  const m = config.actor.model;
-  const env = config.env.eval;
-  const runner = PolicyRunner.create({
-    config: ck.config,
-    params,
-    normStats: ck.normStats,
-    tokenizer: ck.tokenizer,
-    sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
-    seed: env.seed,
-    backend: resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware),
-  });
-  try {
-    const trials = Math.max(1, Math.min(INIT_STATES_PER_TASK, Math.floor(env.total_num_envs / NUM_TASKS)));
-    const tasks = Array.from({ length: NUM_TASKS }, (_, i) => i);
-    const videos = env.video_cfg.save_video ? { count: 2, dir: join(env.video_cfg.video_base_dir, `global_step_${step}`) } : undefined;
-    const r = await evaluate(gpu, runner, { tasks, trialsPerTask: trials, numEnvs: Math.min(64, tasks.length * trials), maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: false, seed: env.seed, videos });
-    // Episodes end at success here (success_once does not depend on it, and it halves the time).
-    return { "eval/success_once": r.overall.successOnce, "eval/episode_len": r.overall.meanEpisodeLen, "eval/episodes": r.overall.episodes };
-  } finally {
-    await runner.release();
-  }
 }
 
 /** 1 − Var(returns − values) / Var(returns) (1: the critic explains the returns; ≤ 0: no better than their mean). */

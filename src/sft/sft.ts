@@ -12,7 +12,7 @@ import { DexrlError } from "../errors.ts";
 import { compile, type Feeds, host } from "../engine/compile.ts";
 import { Learner } from "../engine/learner.ts";
 import { initEngine } from "../engine/runtime.ts";
-import { evaluate } from "../eval/evaluate.ts";
+import { evalMetrics } from "../eval/evaluate.ts";
 import { EventWriter, purgeNotice } from "../log/tfevents.ts";
 import type { NormStats } from "../model/checkpoint.ts";
 import { DEFAULT_MODEL, initParameters, parameterShapes, timeEmbeddings, type ModelConfig } from "../model/config.ts";
@@ -20,10 +20,9 @@ import { sampleFlowTimes } from "../model/flow.ts";
 import { computeStats, normalize } from "../model/normalize.ts";
 import { loadPolicyCheckpoint, savePolicyCheckpoint, type PolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { sftFn } from "../model/programs.ts";
-import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
+import { resolveBackend, tokenize } from "../model/runner.ts";
 import { Tokenizer } from "../model/tokenizer.ts";
 import { Rng } from "../util/random.ts";
-import { NUM_TASKS } from "../sim/tasks.ts";
 import { loadTrainerState, trainerStateFiles, writeRunConfig } from "../rl/trainer_state.ts";
 import { type DatasetEpisode, openDataset } from "./dataset.ts";
 
@@ -196,7 +195,7 @@ export async function sft(config: Config, runDir: string, hooks: SftHooks = {}):
       const metrics: Record<string, number> = { "train/sft/loss": loss, "train/sft/lr": lr, "train/sft/grad_norm": gradNorm };
 
       // ---- ODE evaluation on the first eval_trials_per_task fixed initial states of every task ----
-      if (s.eval_interval > 0 && (step % s.eval_interval === 0 || step === s.max_steps)) Object.assign(metrics, await evalSuccess(config, ck, learner.params, gpu));
+      if (s.eval_interval > 0 && (step % s.eval_interval === 0 || step === s.max_steps)) Object.assign(metrics, await evalMetrics(gpu, config, ck, learner.params, s.eval_trials_per_task));
       writer.addScalars(step, metrics);
       hooks.onStep?.(step, metrics);
       hooks.onProgress?.(step, s.max_steps, `loss ${loss.toFixed(4)}`);
@@ -212,27 +211,4 @@ export async function sft(config: Config, runDir: string, hooks: SftHooks = {}):
   }
   if (!stopped) savePolicyCheckpoint(s.output_dir, { ...ck, params: learner.params });
   return { outputDir: s.output_dir, lastStep: Math.min(step, s.max_steps), stopped };
-}
-
-async function evalSuccess(config: Config, ck: PolicyCheckpoint, params: Map<string, Float32Array>, gpu: Awaited<ReturnType<typeof initEngine>>): Promise<Record<string, number>> {
-  const m = config.actor.model;
-  const env = config.env.eval;
-  const runner = PolicyRunner.create({
-    config: ck.config,
-    params,
-    normStats: ck.normStats,
-    tokenizer: ck.tokenizer,
-    sampler: { numSteps: m.num_steps, method: "flow_ode", noiseLevel: 0, chunk: m.num_action_chunks, envDim: m.dexbotic.action_env_dim, jointLogprob: false, detachCritic: true },
-    seed: env.seed,
-    backend: resolveBackend(config.rollout.sampler_backend, gpu.summary.isSoftware),
-  });
-  try {
-    const trials = config.sft.eval_trials_per_task;
-    const tasks = Array.from({ length: NUM_TASKS }, (_, i) => i);
-    const r = await evaluate(gpu, runner, { tasks, trialsPerTask: trials, numEnvs: Math.min(env.total_num_envs, 32, tasks.length * trials), maxEpisodeSteps: env.max_episode_steps, ignoreTerminations: false, seed: env.seed });
-    // Episodes end at success here (success_once does not depend on it, and it halves the time).
-    return { "eval/success_once": r.overall.successOnce, "eval/episode_len": r.overall.meanEpisodeLen, "eval/episodes": r.overall.episodes };
-  } finally {
-    await runner.release();
-  }
 }

@@ -4,6 +4,7 @@
 // accumulator written once per KU), every load is a per-lane gather (so 16×16 blocks per invocation,
 // 8 multiply-adds per load), and neither vec4 loads nor texture fetches were faster than scalar loads.
 import { type Kernel, dispatch, kernel } from "../runtime.ts";
+import { matmulDims } from "../shape.ts";
 import { Tensor, numel, shapeStr } from "../tensor.ts";
 import { permute } from "./layout.ts";
 
@@ -115,12 +116,7 @@ export function matmulGroups(t: MatmulTiling, M: number, N: number, batch: numbe
  * equal, or absent/1 on one side (broadcast); a 2-D B under a batched A folds the batch into M.
  */
 export function matmul(a: Tensor, b: Tensor, transA = false, transB = false, alpha = 1, tiling?: MatmulTiling): Tensor {
-  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank ≥ 2, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
-  const [ar, ac] = a.shape.slice(-2) as [number, number];
-  const [br, bc] = b.shape.slice(-2) as [number, number];
-  const [M, K] = transA ? [ac, ar] : [ar, ac];
-  const [K2, N] = transB ? [bc, br] : [br, bc];
-  if (K !== K2) throw new Error(`matmul inner sizes differ: ${shapeStr(a.shape)}${transA ? "ᵀ" : ""} · ${shapeStr(b.shape)}${transB ? "ᵀ" : ""}`);
+  const { M, K, N } = matmulDims(a.shape, b.shape, transA, transB);
   if (transB && !tiling && numel(a.shape) / K >= 4 * numel(b.shape.slice(0, -2)) * 16) {
     // Reading Bᵀ makes each invocation stream 16 rows of B; a row-major copy of B reads 16
     // adjacent floats instead (~1.5x on SwiftShader), and copying costs 1/M of the product.
