@@ -1,5 +1,6 @@
 // Argument groups shared by several commands, defined once so their names and help stay the same.
 import type { ArgsDef, CommandMeta } from "citty";
+import { join } from "node:path";
 import { usageError } from "../errors.ts";
 
 declare module "citty" {
@@ -38,6 +39,17 @@ export const configArgs = {
     description: "A YAML file whose keys are laid over the config before the dotted overrides",
   },
 } as const satisfies ArgsDef;
+
+/** `--run-dir DIR`: where a training run writes (train, sft). */
+export const runDirArgs = {
+  "run-dir": { type: "string", valueHint: "DIR", description: "Run folder (default: runner.logger.log_path/runner.logger.experiment_name)" },
+} as const satisfies ArgsDef;
+
+/** The run folder: --run-dir, or runner.logger.log_path/experiment_name. */
+export function runFolder(arg: string | undefined, logger: { log_path: string; experiment_name: string }): string {
+  if (arg?.trim() === "") throw usageError("--run-dir needs a folder, not an empty string.");
+  return arg ?? join(logger.log_path, logger.experiment_name);
+}
 
 /** `--json`: machine-readable output on stdout instead of the table. */
 export const jsonArgs = {

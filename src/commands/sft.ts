@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { existsSync, readdirSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { configArgs, debugArgs, type DexrlMeta } from "../cli/args.ts";
+import { configArgs, debugArgs, type DexrlMeta, runDirArgs, runFolder } from "../cli/args.ts";
 import { ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
 import { usageError } from "../errors.ts";
@@ -21,18 +21,18 @@ export default defineCommand({
       "dexrl collect --tasks all --episodes-per-task 50 --seed 1 --out data/libero_spatial",
       "dexrl sft --config sft_libero_spatial",
       "dexrl sft --config sft_libero_spatial sft.episodes_per_task=5 sft.output_dir=models/five_shot runner.logger.experiment_name=sft_5",
-      "dexrl sft --config sft_libero_spatial sft.resume_dir=../results/sft_libero_spatial/checkpoints/step_1000",
+      "dexrl sft --config sft_libero_spatial sft.resume_dir=logs/sft_libero_spatial/checkpoints/step_1000",
     ],
   } satisfies DexrlMeta,
   args: {
-    "run-dir": { type: "string", valueHint: "DIR", description: "Run folder (default: runner.logger.log_path/runner.logger.experiment_name)" },
+    ...runDirArgs,
     ...configArgs,
     ...debugArgs,
   },
   async run({ args }) {
     const { config } = loadConfigFromArgs(args);
     const s = config.sft;
-    const runDir = args["run-dir"] ?? join(config.runner.logger.log_path, config.runner.logger.experiment_name);
+    const runDir = runFolder(args["run-dir"], config.runner.logger);
     if (!existsSync(s.data_dir)) throw usageError(`sft.data_dir ${s.data_dir} does not exist; make a dataset with \`dexrl collect --out ${s.data_dir}\`.`);
     if (s.resume_dir !== null) {
       checkCheckpointDir(s.resume_dir);

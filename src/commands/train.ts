@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { configArgs, debugArgs, type DexrlMeta } from "../cli/args.ts";
+import { configArgs, debugArgs, type DexrlMeta, runDirArgs, runFolder } from "../cli/args.ts";
 import { ensureOutputDir } from "../cli/outputs.ts";
 import { loadConfigFromArgs } from "../config/cli.ts";
 import { DexrlError, usageError } from "../errors.ts";
@@ -25,14 +25,13 @@ export default defineCommand({
     ],
   } satisfies DexrlMeta,
   args: {
-    "run-dir": { type: "string", valueHint: "DIR", description: "Run folder (default: runner.logger.log_path/runner.logger.experiment_name)" },
+    ...runDirArgs,
     ...configArgs,
     ...debugArgs,
   },
   async run({ args }) {
     const { config } = loadConfigFromArgs(args, { use: "train" });
-    if (args["run-dir"]?.trim() === "") throw usageError("--run-dir needs a folder, not an empty string.");
-    const runDir = args["run-dir"] ?? join(config.runner.logger.log_path, config.runner.logger.experiment_name);
+    const runDir = runFolder(args["run-dir"], config.runner.logger);
     const steps = config.runner.max_steps;
     // Everything that can be refused is refused here, before the run folder is touched.
     const resumeDir = config.runner.resume_dir;

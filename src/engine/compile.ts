@@ -65,8 +65,6 @@ class WebGpuFn implements Compiled {
 class OnnxFn implements Compiled {
   readonly backend = "onnx";
   private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>();
-  /** Seconds spent tracing and creating sessions (once per shape signature). */
-  compileSeconds = 0;
 
   constructor(
     private readonly name: string,
@@ -80,12 +78,8 @@ class OnnxFn implements Compiled {
       .join(";");
     let s = this.sessions.get(sig);
     if (!s) {
-      const t0 = performance.now();
       const shapes = Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, { shape: f.shape, dtype: dtypeOf(f.data) }]));
-      s = createSession(traceFn(this.name, this.fn, shapes), this.spin).then((x) => {
-        this.compileSeconds += (performance.now() - t0) / 1000;
-        return x;
-      });
+      s = createSession(traceFn(this.name, this.fn, shapes), this.spin);
       this.sessions.set(sig, s);
     }
     return s;

@@ -8,6 +8,10 @@ import { DexrlError } from "../errors.ts";
 import * as op from "./ops.ts";
 import type { Tensor } from "./tensor.ts";
 
+/** Loss programs take each trained parameter as the input `p.<name>` and give its gradient as the output `g.<name>`. */
+export const PARAM_PREFIX = "p.";
+export const GRAD_PREFIX = "g.";
+
 export interface ParamGroupSpec {
   names: string[];
   lr: number;
@@ -71,8 +75,6 @@ export class Learner {
   private readonly v = new Map<string, Float32Array>();
   private readonly optimizer: Compiled;
   step = 0;
-  /** Gradient norm of the last update, before clipping. */
-  lastGradNorm = 0;
 
   constructor(
     readonly backend: Backend,
@@ -99,7 +101,7 @@ export class Learner {
   /** The trainable parameters as program inputs `p.<name>`. */
   paramFeeds(): Feeds {
     const f: Feeds = {};
-    for (const n of this.trainable()) f[`p.${n}`] = host(this.params.get(n)!, this.shapes.get(n)!);
+    for (const n of this.trainable()) f[PARAM_PREFIX + n] = host(this.params.get(n)!, this.shapes.get(n)!);
     return f;
   }
 
@@ -111,11 +113,11 @@ export class Learner {
     const out = await program.run({ ...feeds, ...this.paramFeeds() });
     const rest: Record<string, Float32Array> = {};
     for (const [k, v] of Object.entries(out)) {
-      if (!k.startsWith("g.")) {
+      if (!k.startsWith(GRAD_PREFIX)) {
         rest[k] = v;
         continue;
       }
-      const acc = this.grads.get(k.slice(2));
+      const acc = this.grads.get(k.slice(GRAD_PREFIX.length));
       if (!acc) continue; // a parameter this learner does not train
       for (let i = 0; i < acc.length; i++) acc[i] += scale * v[i]!;
     }
@@ -141,8 +143,7 @@ export class Learner {
       this.v.set(n, Float32Array.from(out[`v_next.${n}`]!));
       this.grads.get(n)!.fill(0);
     }
-    this.lastGradNorm = out.grad_norm![0]!;
-    return this.lastGradNorm;
+    return out.grad_norm![0]!;
   }
 
   state(): LearnerState {

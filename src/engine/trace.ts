@@ -162,17 +162,16 @@ export class Trace implements Kernels {
     const [A, B, D] = [this.v(a), this.v(b), this.v(dy)];
     const zero = this.c(0);
     // dy has the broadcast shape of a and b, so every expression with it broadcasts to that shape.
-    const full = (x: string) => x;
     let da: string;
     let db: string;
     switch (op) {
       case "add": [da, db] = [this.node("Identity", [D]), this.node("Identity", [D])]; break;
       case "sub": [da, db] = [this.node("Identity", [D]), this.node("Neg", [D])]; break;
-      case "mul": [da, db] = [full(this.mul(D, B)), full(this.mul(D, A))]; break;
-      case "div": [da, db] = [full(this.node("Div", [D, B])), full(this.node("Neg", [this.node("Div", [this.mul(D, A), this.mul(B, B)])]))]; break;
+      case "mul": [da, db] = [this.mul(D, B), this.mul(D, A)]; break;
+      case "div": [da, db] = [this.node("Div", [D, B]), this.node("Neg", [this.node("Div", [this.mul(D, A), this.mul(B, B)])])]; break;
       // Ties send the gradient to a, as the WebGPU kernel.
-      case "maximum": [da, db] = [full(this.where(this.node("GreaterOrEqual", [A, B]), D, zero)), full(this.where(this.node("Less", [A, B]), D, zero))]; break;
-      case "minimum": [da, db] = [full(this.where(this.node("LessOrEqual", [A, B]), D, zero)), full(this.where(this.node("Greater", [A, B]), D, zero))]; break;
+      case "maximum": [da, db] = [this.where(this.node("GreaterOrEqual", [A, B]), D, zero), this.where(this.node("Less", [A, B]), D, zero)]; break;
+      case "minimum": [da, db] = [this.where(this.node("LessOrEqual", [A, B]), D, zero), this.where(this.node("Greater", [A, B]), D, zero)]; break;
     }
     return [this.t(da, dy.shape), this.t(db, dy.shape)];
   }

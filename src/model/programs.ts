@@ -2,6 +2,7 @@
 // or traced into ONNX: the prefix, the rollout sampler, the deployable ODE policy, and the PPO and
 // SFT losses with their gradients. Every ONNX model dexrl runs or writes comes from these.
 import type { TensorFn } from "../engine/compile.ts";
+import { GRAD_PREFIX, PARAM_PREFIX } from "../engine/learner.ts";
 import * as op from "../engine/ops.ts";
 import { Tensor } from "../engine/tensor.ts";
 import type { Stats } from "./checkpoint.ts";
@@ -17,9 +18,6 @@ export type PolicySource = () => Policy;
 /** A policy whose weights are constants of the trace (or uploads on WebGPU). */
 export const constantPolicy = (c: ModelConfig, arrays: Map<string, Float32Array>): PolicySource => () => Policy.fromArrays(c, arrays, false);
 
-/** Parameters as program inputs `p.<name>` (requiresGrad), for training programs. */
-export const PARAM_PREFIX = "p.";
-export const GRAD_PREFIX = "g.";
 
 function inputPolicy(c: ModelConfig, t: Record<string, Tensor>): Policy {
   const params = new Map<string, Tensor>();

@@ -19,6 +19,7 @@ import { envActions, policyImages } from "../model/observation.ts";
 import { loadPolicyCheckpoint, savePolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/programs.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
 import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
@@ -257,7 +258,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       // size); otherwise each micro-batch computes its own, once per epoch.
       const prefixFloats = pc.depth * 2 * pc.heads * d.prefixLen * pc.head_dim + d.prefixLen + (pc.value_after_vlm ? pc.width : 0);
       const storePrefix = prefixProgram && slots * prefixFloats * 4 <= PREFIX_BYTES;
-      const prefix = storePrefix ? await computePrefixes(prefixProgram, b_images, b_instr, runner, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
+      const prefix = storePrefix ? await computePrefixes(prefixProgram, b_images, b_instr, ck.tokenizer, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
 
       /** Program inputs of the slots `idx`: stored prefix (or images), points, step inputs, PPO data. */
       const microBatchFeeds = async (idx: number[]): Promise<Feeds> => {
@@ -367,11 +368,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
         "train/critic/lr": optim.value_lr,
         "rollout/rewards": mean(masked(b_rewards)),
         "rollout/advantages_mean": mean(adv),
-        "rollout/advantages_max": Math.max(...adv),
-        "rollout/advantages_min": Math.min(...adv),
+        "rollout/advantages_max": extreme(adv, Math.max),
+        "rollout/advantages_min": extreme(adv, Math.min),
         "rollout/returns_mean": mean(ret),
-        "rollout/returns_max": Math.max(...ret),
-        "rollout/returns_min": Math.min(...ret),
+        "rollout/returns_max": extreme(ret, Math.max),
+        "rollout/returns_min": extreme(ret, Math.min),
         "env/success_once": epMean((e) => +e.successOnce),
         "env/episode_len": epMean((e) => e.episodeLen),
         "env/reward": epMean((e) => e.return),
@@ -406,13 +407,13 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 }
 
 /** The prefix outputs for every stored observation, in batches: name → values [slots, …] and the per-slot shape. */
-async function computePrefixes(program: Compiled, images: Uint8Array, instr: string[], runner: PolicyRunner, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
+async function computePrefixes(program: Compiled, images: Uint8Array, instr: string[], tokenizer: Tokenizer, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
   const n = instr.length;
   const IMG = images.length / n;
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};
   for (let s = 0; s < n; s += batch) {
     const B = Math.min(batch, n - s);
-    const { ids, mask } = tokenize(runner.tokenizer, instr.slice(s, s + B));
+    const { ids, mask } = tokenize(tokenizer, instr.slice(s, s + B));
     const r = await program.run({ images: host(images.subarray(s * IMG, (s + B) * IMG), [B, ...imgShape]), tokens: host(ids, [B, L]), token_mask: host(mask, [B, L]) });
     for (const [k, v] of Object.entries(r)) {
       const per = v.length / B;
@@ -422,6 +423,9 @@ async function computePrefixes(program: Compiled, images: Uint8Array, instr: str
   }
   return out;
 }
+
+/** The max or min of up to the seed's 24,576 samples (a spread would pass them all as arguments); 0 when empty. */
+const extreme = (xs: number[], pick: (a: number, b: number) => number) => (xs.length ? xs.reduce(pick) : 0);
 
 /** 1 − Var(returns − values) / Var(returns) (1: the critic explains the returns; ≤ 0: no better than their mean). */
 export function explainedVariance(returns: ArrayLike<number>, values: ArrayLike<number>): number {
