@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { DexrlError } from "../errors.ts";
 import { resolveModelPath } from "./bundled.ts";
 import { FILES, loadCheckpoint, saveCheckpoint, type NormStats } from "./checkpoint.ts";
-import { parameterShapes, validateModelConfig, type ModelConfig } from "./config.ts";
+import { initParameters, parameterShapes, validateModelConfig, type ModelConfig } from "./config.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 export interface PolicyCheckpoint {
@@ -51,4 +51,23 @@ export function savePolicyCheckpoint(dir: string, p: PolicyCheckpoint, extra: Re
     },
     extra,
   );
+}
+
+/**
+ * The checkpoint with its value head reading the prefix's pooled output (value_after_vlm) or the
+ * action tokens. A head whose input width stays keeps its weights (an SFT checkpoint's head never
+ * trained, and PPO's critic warm-up fits it either way); one whose width changes starts from
+ * initParameters' draw. The prefix's final norm that the pooled output needs starts at gain 1, or
+ * is dropped.
+ */
+export function withValueInput(ck: PolicyCheckpoint, valueAfterVlm: boolean, normal: () => number): PolicyCheckpoint {
+  if (ck.config.value_after_vlm === valueAfterVlm) return ck;
+  const config: ModelConfig = { ...ck.config, value_after_vlm: valueAfterVlm };
+  const fresh = initParameters(config, normal);
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of parameterShapes(config)) {
+    const old = ck.params.get(name);
+    params.set(name, old && old.length === shape.reduce((a, b) => a * b, 1) ? old : fresh.get(name)!);
+  }
+  return { ...ck, config, params };
 }

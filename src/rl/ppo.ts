@@ -16,7 +16,7 @@ import { evalMetrics } from "../eval/evaluate.ts";
 import { dims, parameterShapes } from "../model/config.ts";
 import { normalize } from "../model/normalize.ts";
 import { envActions, policyImages } from "../model/observation.ts";
-import { loadPolicyCheckpoint, savePolicyCheckpoint } from "../model/policy_checkpoint.ts";
+import { loadPolicyCheckpoint, savePolicyCheckpoint, withValueInput } from "../model/policy_checkpoint.ts";
 import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/programs.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
@@ -43,7 +43,7 @@ export interface TrainHooks {
 }
 
 /** The most memory the stored prefix outputs of a global step may take. */
-const PREFIX_BYTES = 2 ** 31;
+const PREFIX_BYTES = 2 ** 32;
 
 /** The training stream PPO's fresh resets come from (dexrl collect uses small seeds for demonstrations). */
 const TRAINING_STREAM = 1_000_000;
@@ -72,14 +72,17 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   // ---- policy, learner, rollout sampler (from runner.resume_dir when resuming) ----
   const resumeDir = config.runner.resume_dir;
   const resumed = resumeDir ? loadTrainerState(resumeDir) : undefined;
-  const ck = loadPolicyCheckpoint(resumeDir ?? m.model_path);
+  const loaded = loadPolicyCheckpoint(resumeDir ?? m.model_path);
+  // actor.model.value_after_vlm decides what the critic reads (RLinf builds its value head from the yaml).
+  if (loaded.config.value_after_vlm !== m.value_after_vlm)
+    hooks.onNotice?.(`The value head of ${m.model_path} reads ${loaded.config.value_after_vlm ? "the prefix" : "the action tokens"}; actor.model.value_after_vlm=${m.value_after_vlm} makes it read ${m.value_after_vlm ? "the prefix's pooled output" : "the action tokens"} (the head's weights stay where the width matches, the prefix's final norm starts at 1)`);
+  const initRng = new Rng(config.actor.seed);
+  const ck = withValueInput(loaded, m.value_after_vlm, () => initRng.normal());
   const pc = ck.config;
   if (pc.horizon !== m.action_horizon) throw new DexrlError(`Checkpoint ${m.model_path} has action horizon ${pc.horizon} but actor.model.action_horizon is ${m.action_horizon}.`, 2);
   if (m.dexbotic.noise_method === "flow_noise" && !pc.add_noise_head)
     throw new DexrlError(`actor.model.dexbotic.noise_method is flow_noise but checkpoint ${m.model_path} has no noise head (add_noise_head).`, 2);
   if (!pc.add_value_head || !m.add_value_head) throw new DexrlError(`Checkpoint ${m.model_path} has no value head (add_value_head), or actor.model.add_value_head is false; the actor-critic loss needs one.`, 2);
-  if (pc.value_after_vlm !== m.value_after_vlm)
-    throw new DexrlError(`actor.model.value_after_vlm is ${m.value_after_vlm} but checkpoint ${m.model_path} has value_after_vlm ${pc.value_after_vlm} (its value head reads ${pc.value_after_vlm ? "the prefix" : "the action tokens"}); set them alike.`, 2);
   if (pc.num_images !== m.dexbotic.num_images_in_input)
     throw new DexrlError(`Checkpoint ${m.model_path} takes ${pc.num_images} camera views but actor.model.dexbotic.num_images_in_input is ${m.dexbotic.num_images_in_input}.`, 2);
   const gpu = await initEngine();
@@ -425,7 +428,7 @@ async function computePrefixes(program: Compiled, images: Uint8Array, instr: str
 }
 
 /** The max or min of up to the seed's 24,576 samples (a spread would pass them all as arguments); 0 when empty. */
-const extreme = (xs: number[], pick: (a: number, b: number) => number) => (xs.length ? xs.reduce(pick) : 0);
+const extreme = (xs: number[], pick: (a: number, b: number) => number) => (xs.length ? xs.reduce((a, b) => pick(a, b)) : 0);
 
 /** 1 − Var(returns − values) / Var(returns) (1: the critic explains the returns; ≤ 0: no better than their mean). */
 export function explainedVariance(returns: ArrayLike<number>, values: ArrayLike<number>): number {

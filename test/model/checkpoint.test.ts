@@ -8,6 +8,7 @@ import { DexrlError } from "../../src/errors.ts";
 import { loadCheckpoint, saveCheckpoint, type CheckpointData } from "../../src/model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensors } from "../../src/model/safetensors.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
+import { loadPolicyCheckpoint, type PolicyCheckpoint, withValueInput } from "../../src/model/policy_checkpoint.ts";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "dexrl-ckpt-"));
 const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 43758.5453 % 1);
@@ -172,5 +173,27 @@ describe("checkpoint directories", () => {
     expect(refusal(() => loadCheckpoint(join(tmp(), "nope")))).toContain("does not exist");
     expect(existsSync(join(fresh(), "model.safetensors"))).toBe(true);
     expect(readFileSync(join(fresh(), "config.json"), "utf8")).toContain('"width": 5');
+  });
+});
+
+describe("withValueInput", () => {
+  const ck = loadPolicyCheckpoint("models/libero-spatial-fewshot");
+  const zeros = () => 0;
+  test("value_after_vlm on the bundled checkpoint: the same-width head keeps its weights, the prefix's final norm starts at 1, nothing else changes", () => {
+    const v = withValueInput(ck, true, zeros);
+    expect(v.config.value_after_vlm).toBe(true);
+    expect(v.params.get("value_head.weight")).toBe(ck.params.get("value_head.weight")!);
+    expect(v.params.get("prefix.final_norm.weight")).toEqual(new Float32Array(ck.config.width).fill(1));
+    expect([...v.params.keys()].sort()).toEqual([...ck.params.keys(), "prefix.final_norm.weight"].sort());
+    for (const [n, p] of ck.params) expect(v.params.get(n)).toBe(p);
+    // and back: the final norm goes, the rest stays
+    const back = withValueInput(v, false, zeros);
+    expect([...back.params.keys()].sort()).toEqual([...ck.params.keys()].sort());
+    expect(withValueInput(ck, false, zeros)).toBe(ck);
+  });
+  test("a head whose input width changes starts from a fresh draw", () => {
+    const wide: PolicyCheckpoint = { ...ck, config: { ...ck.config, expert_width: 32 }, params: new Map([...ck.params].map(([n, p]) => [n, n === "value_head.weight" ? new Float32Array(32).fill(5) : p])) };
+    const v = withValueInput(wide, true, () => 1);
+    expect(v.params.get("value_head.weight")).toEqual(new Float32Array(ck.config.width).fill(0.02)); // N(0, 0.02²) draws of 1
   });
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { compile, host } from "../../src/engine/compile.ts";
 import { initEngine } from "../../src/engine/runtime.ts";
+import { loadPolicyCheckpoint } from "../../src/model/policy_checkpoint.ts";
 import { samplerFn, constantPolicy } from "../../src/model/programs.ts";
 import { stepHost, type SamplerConfig } from "../../src/model/sampler.ts";
 import { writeTinyCheckpoint } from "../helpers/make_checkpoint.ts";
@@ -99,5 +100,13 @@ describe("keys that change behaviour", () => {
     const se = readScalars(join(dir, "b"));
     expect(se.has("eval/success_once")).toBe(true);
     expect(se.has("train/actor/policy_loss")).toBe(false);
-  }, 180_000);
+    // value_after_vlm from the yaml: the checkpoint's head (on the action tokens) now reads the pooled prefix.
+    const v = dexrl("train", ...tiny, `runner.logger.log_path=${dir}`, "runner.logger.experiment_name=c", "actor.model.value_after_vlm=true", "runner.max_steps=1");
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout + v.stderr).toContain("actor.model.value_after_vlm=true makes it read the prefix's pooled output");
+    const saved = loadPolicyCheckpoint(join(dir, "c", "checkpoints", "global_step_1"));
+    expect(saved.config.value_after_vlm).toBe(true);
+    expect(saved.params.get("prefix.final_norm.weight")).toEqual(new Float32Array(saved.config.width).fill(1)); // frozen (train_expert_only)
+    expect(s.has("train/critic/explained_variance")).toBe(true);
+  }, 240_000);
 });
