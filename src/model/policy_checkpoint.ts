@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DexrlError } from "../errors.ts";
 import { resolveModelPath } from "./bundled.ts";
 import { FILES, loadCheckpoint, saveCheckpoint, type NormStats } from "./checkpoint.ts";
+import { numel } from "../engine/shape.ts";
 import { initParameters, parameterShapes, validateModelConfig, type ModelConfig } from "./config.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
@@ -67,7 +68,7 @@ export function withValueInput(ck: PolicyCheckpoint, valueAfterVlm: boolean, nor
   const params = new Map<string, Float32Array>();
   for (const [name, shape] of parameterShapes(config)) {
     const old = ck.params.get(name);
-    params.set(name, old && old.length === shape.reduce((a, b) => a * b, 1) ? old : fresh.get(name)!);
+    params.set(name, old && old.length === numel(shape) ? old : fresh.get(name)!);
   }
   return { ...ck, config, params };
 }
