@@ -1,0 +1,39 @@
+// bun-webgpu 0.1.7 packs a descriptor's nested arrays and structs into buffers that only their
+// addresses point to; a garbage collection before Dawn reads them handed Dawn freed memory
+// ("Unexpected chained struct … on RenderPassColorAttachment chain", which once ended a PPO run).
+// patches/bun-webgpu@0.1.7.patch ties each to the descriptor that points at it. Here a full
+// collection and fresh allocations run inside every beginRenderPass call, just before Dawn reads
+// the descriptor.
+import { expect, test } from "bun:test";
+import { openSeparateDevice } from "../../src/engine/device.ts";
+
+test("render pass descriptors survive a garbage collection inside the call", async () => {
+  const gpu = await openSeparateDevice();
+  const { device } = gpu;
+  const color = device.createTexture({ size: [8, 8, 1], format: "rgba8unorm", usage: GPUTextureUsage.RENDER_ATTACHMENT });
+  const depth = device.createTexture({ size: [8, 8, 1], format: "depth32float", usage: GPUTextureUsage.RENDER_ATTACHMENT });
+  const [cv, dv] = [color.createView(), depth.createView()];
+  const encoder = device.createCommandEncoder() as GPUCommandEncoder & { lib: Record<string, (...a: unknown[]) => unknown> };
+  const begin = encoder.lib.wgpuCommandEncoderBeginRenderPass!;
+  let junk: Uint8Array[] = [];
+  encoder.lib = {
+    ...encoder.lib,
+    wgpuCommandEncoderBeginRenderPass: (...a: unknown[]) => {
+      Bun.gc(true);
+      junk = Array.from({ length: 200 }, () => new Uint8Array(64).fill(0xab)); // reuses what the collection freed
+      return begin(...a);
+    },
+  };
+  for (let i = 0; i < 50; i++) {
+    const pass = encoder.beginRenderPass({
+      colorAttachments: [{ view: cv, clearValue: [0, 0, 0, 1], loadOp: "clear", storeOp: "store" }],
+      depthStencilAttachment: { view: dv, depthClearValue: 1, depthLoadOp: "clear", depthStoreOp: "discard" },
+    });
+    pass.end();
+  }
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  expect(junk).toHaveLength(200);
+  expect(() => gpu.check()).not.toThrow();
+  device.destroy();
+});
