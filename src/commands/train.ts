@@ -16,7 +16,7 @@ export default defineCommand({
   meta: {
     name: "train",
     description:
-      "PPO fine-tuning of the flow-matching policy at actor.model.model_path on LIBERO-Spatial (flow-SDE exploration, GAE over action chunks, clipped actor-critic loss). Writes TensorBoard events, the resolved config and checkpoints (every runner.save_interval global steps and at the end) to runner.logger.log_path/experiment_name. A new run never goes into a folder that holds another run; runner.resume_dir=RUN/checkpoints/global_step_N continues RUN there.",
+      "PPO fine-tuning of the flow-matching policy at actor.model.model_path on LIBERO-Spatial (flow-SDE exploration, GAE over action chunks, clipped actor-critic loss). Writes TensorBoard events, the resolved config and checkpoints (every runner.save_interval global steps and at the end) to runner.logger.log_path/experiment_name. A new run never goes into a folder that holds another run; runner.resume_dir=RUN/checkpoints/global_step_N continues RUN when RUN is the run folder (the same --run-dir, or logger path); another run folder gets a new run that starts from that checkpoint.",
     examples: [
       "dexrl train actor.model.model_path=models/sft",
       "dexrl train --config my_run.yaml env.train.total_num_envs=16 runner.max_steps=50",
@@ -95,7 +95,9 @@ export default defineCommand({
     }
     if (result.stopped) {
       const last = join(runDir, "checkpoints", `global_step_${result.lastStep}`);
-      throw new DexrlError(`Stopped by ${stopSignal} after global step ${result.lastStep}; its checkpoint is ${last}; continue with runner.resume_dir=${last}.`, stopSignal === "SIGINT" ? 130 : 143);
+      // The run folder is --run-dir or the logger path: a sentence that names the one it came from continues it.
+      const again = args["run-dir"] === undefined ? "" : `--run-dir ${runDir} `;
+      throw new DexrlError(`Stopped by ${stopSignal} after global step ${result.lastStep}; its checkpoint is ${last}; continue with ${again}runner.resume_dir=${last}.`, stopSignal === "SIGINT" ? 130 : 143);
     }
     console.error(`dexrl: done; checkpoints in ${join(runDir, "checkpoints")}`);
   },

@@ -90,13 +90,21 @@ describe("run folders", () => {
     const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
     expect(code).toBe(130);
     const last = stderr.trim().split("\n").at(-1)!;
-    const m = /^dexrl: Stopped by SIGINT after global step (\d+); its checkpoint is (\S+); continue with runner\.resume_dir=(\S+)\.$/.exec(last);
+    const m = /^dexrl: Stopped by SIGINT after global step (\d+); its checkpoint is (\S+); continue with --run-dir (\S+) runner\.resume_dir=(\S+)\.$/.exec(last);
     expect(m, last).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThanOrEqual(2);
     expect(m![2]).toBe(join(run, "checkpoints", `global_step_${m![1]}`));
     expect(loadPolicyCheckpoint(m![2]!).config.horizon).toBe(10);
     expect(JSON.parse(readFileSync(join(m![2]!, "trainer_state.json"), "utf8")).global_step).toBe(Number(m![1]));
     expect(readdirSync(join(run, "checkpoints"))).toEqual([`global_step_${m![1]}`]);
+
+    // What the sentence says continues the run in its folder.
+    expect([m![3], m![4]]).toEqual([run, m![2]]);
+    const next = Number(m![1]) + 1;
+    const more = dexrl(...tiny(m![3]!, `runner.max_steps=${next}`, `runner.resume_dir=${m![4]}`));
+    expect(more.code, more.stderr).toBe(0);
+    expect(more.stderr).toContain(`dexrl: continuing the run in ${run} from global step ${m![1]}`);
+    expect(readdirSync(join(run, "checkpoints")).sort()).toEqual([`global_step_${m![1]}`, `global_step_${next}`]);
   });
 });
 
