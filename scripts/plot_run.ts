@@ -1,6 +1,7 @@
 // Plots a training run's success curves as a PNG: rollout success (env/success_once) and evaluation
 // success (eval/success_once) against the global step and against wall time, read from the run's
-// TensorBoard event files. bun scripts/plot_run.ts RUN_DIR OUT.png [--baseline 0.55] [--title TEXT]
+// TensorBoard event files (steps up to --max-step when given).
+// bun scripts/plot_run.ts RUN_DIR OUT.png [--baseline 0.55] [--title TEXT] [--max-step N]
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -8,29 +9,41 @@ import { EventProto, readRecords } from "../src/log/tfevents.ts";
 import { drawText, lineHeight, type RgbImage, textWidth } from "../src/render/font.ts";
 import { writePng } from "../src/render/png.ts";
 
-const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { baseline: { type: "string" }, title: { type: "string" } } });
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { baseline: { type: "string" }, title: { type: "string" }, "max-step": { type: "string" } } });
 const [runDir, out] = positionals;
-if (!runDir || !out) throw new Error("usage: bun scripts/plot_run.ts RUN_DIR OUT.png [--baseline FRACTION] [--title TEXT]");
+if (!runDir || !out) throw new Error("usage: bun scripts/plot_run.ts RUN_DIR OUT.png [--baseline FRACTION] [--title TEXT] [--max-step N]");
+const maxStep = opt["max-step"] === undefined ? Infinity : Number(opt["max-step"]);
 
-/** tag → points (step, seconds since the run's first record, value), later records of a step winning. */
+/**
+ * tag → points (step, minutes of training, value), later records of a step winning. Each process
+ * (a resumed run adds an event file) counts from its file's first record, so the time between a
+ * stop and its resume is left out.
+ */
 function scalars(dir: string): Map<string, { step: number; t: number; v: number }[]> {
-  const raw: { tag: string; step: number; wall: number; v: number }[] = [];
+  const raw: { tag: string; step: number; t: number; v: number }[] = [];
+  let before = 0; // seconds of training in the earlier event files
   for (const f of readdirSync(dir).filter((n) => n.includes("tfevents")).sort()) {
     const bytes = new Uint8Array(readFileSync(join(dir, f)));
+    let first = NaN;
+    let last = NaN;
     for (const r of readRecords(bytes).records) {
       const e = EventProto.toObject(EventProto.decode(bytes.subarray(r.offset + 12, r.offset + r.length - 4)), { longs: Number }) as {
         step?: number;
         wall_time?: number;
         summary?: { value?: { tag: string; simple_value?: number }[] };
       };
-      for (const v of e.summary?.value ?? []) raw.push({ tag: v.tag, step: e.step ?? 0, wall: e.wall_time ?? 0, v: v.simple_value ?? NaN });
+      const wall = e.wall_time ?? 0;
+      if (Number.isNaN(first)) first = wall;
+      last = wall;
+      if ((e.step ?? 0) > maxStep) continue;
+      for (const v of e.summary?.value ?? []) raw.push({ tag: v.tag, step: e.step ?? 0, t: before + wall - first, v: v.simple_value ?? NaN });
     }
+    if (!Number.isNaN(first)) before += last - first;
   }
-  const t0 = Math.min(...raw.map((r) => r.wall));
   const out = new Map<string, Map<number, { step: number; t: number; v: number }>>();
   for (const r of raw) {
     if (!out.has(r.tag)) out.set(r.tag, new Map());
-    out.get(r.tag)!.set(r.step, { step: r.step, t: (r.wall - t0) / 60, v: r.v });
+    out.get(r.tag)!.set(r.step, { step: r.step, t: r.t / 60, v: r.v });
   }
   return new Map([...out].map(([k, m]) => [k, [...m.values()].sort((a, b) => a.step - b.step)]));
 }
