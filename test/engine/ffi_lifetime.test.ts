@@ -3,7 +3,7 @@
 // ("Unexpected chained struct … on RenderPassColorAttachment chain", which once ended a PPO run).
 // patches/bun-webgpu@0.1.7.patch ties each to the descriptor that points at it. Here a full
 // collection and fresh allocations run inside every beginRenderPass call, just before Dawn reads
-// the descriptor.
+// the descriptor; likewise inside createShaderModule, whose WGSL text was freed ("invalid UTF-8").
 import { expect, test } from "bun:test";
 import { openSeparateDevice } from "../../src/engine/device.ts";
 
@@ -32,6 +32,28 @@ test("render pass descriptors survive a garbage collection inside the call", asy
     pass.end();
   }
   device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  expect(junk).toHaveLength(200);
+  expect(() => gpu.check()).not.toThrow();
+  device.destroy();
+});
+
+test("shader code survives a garbage collection inside createShaderModule", async () => {
+  // The WGSL text is packed as a string view whose bytes only its address points to.
+  const gpu = await openSeparateDevice();
+  const { device } = gpu;
+  const holder = device as unknown as { lib: Record<string, (...a: unknown[]) => unknown> };
+  const create = holder.lib.wgpuDeviceCreateShaderModule!;
+  let junk: Uint8Array[] = [];
+  holder.lib = {
+    ...holder.lib,
+    wgpuDeviceCreateShaderModule: (...a: unknown[]) => {
+      Bun.gc(true);
+      junk = Array.from({ length: 200 }, () => new Uint8Array(64).fill(0xab));
+      return create(...a);
+    },
+  };
+  for (let i = 0; i < 50; i++) device.createShaderModule({ code: `@compute @workgroup_size(1) fn main() { let x${i} = ${i}u; }` });
   await device.queue.onSubmittedWorkDone();
   expect(junk).toHaveLength(200);
   expect(() => gpu.check()).not.toThrow();
