@@ -7,7 +7,7 @@ import { envActions, policyImages } from "../model/observation.ts";
 import type { Config } from "../config/schema.ts";
 import type { PolicyCheckpoint } from "../model/policy_checkpoint.ts";
 import { PolicyRunner, resolveBackend } from "../model/runner.ts";
-import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
+import { createLiberoRenderer, EnvViews } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
 import { NUM_TASKS, TASKS } from "../sim/tasks.ts";
@@ -55,7 +55,7 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
   const N = Math.min(o.numEnvs, all.length);
   const chunk = runner.sampler.chunk;
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: o.maxEpisodeSteps, autoReset: false, ignoreTerminations: o.ignoreTerminations, seed: o.seed });
-  const renderer = await createLiberoRenderer(gpu, c.image_size, N);
+  const views = new EnvViews(await createLiberoRenderer(gpu, c.image_size, N), N);
   const finished: EpisodeInfo[] = [];
   try {
     for (let start = 0; start < all.length; start += N) {
@@ -66,8 +66,9 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
       const ended = new Set<number>();
       // Episode start + i < videos.count is recorded.
       const gifs = new Map(wave.flatMap((_, i) => (o.videos && start + i < o.videos.count ? [[i, new EpisodeGif(20 / chunk)] as const] : [])));
+      let executed: Int32Array | undefined; // undefined after the reset: every env is drawn
       while (ended.size < wave.length) {
-        const images = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
+        const images = await views.update(obs, executed); // [N, 2, S, S, 3]
         const per = 2 * c.image_size * c.image_size * 3;
         for (const [i, gif] of gifs)
           if (!ended.has(i)) gif.add(captionedFrame(images.subarray(i * per, (i + 1) * per), 2, c.image_size, c.image_size, obs.instructions[i]!, `step ${obs.elapsed[i]}`));
@@ -81,6 +82,7 @@ export async function evaluate(gpu: Gpu, runner: PolicyRunner, o: EvalOptions): 
           o.onEpisode?.(finished.length, all.length, e);
         }
         obs = step.obs;
+        executed = step.executed;
       }
     }
   } finally {

@@ -64,3 +64,28 @@ export async function createLiberoRenderer(gpu: Gpu, size: number, maxEnvs: numb
     model.delete();
   }
 }
+
+/**
+ * The latest images [N, N_cam, S, S, 3] of N envs, rendering again only the envs that moved. An env
+ * whose episode ended (no auto-reset) ignores its actions and stands still, so its last images stay
+ * exact; once most rollout episodes have succeeded this skips about a third of the renders.
+ */
+export class EnvViews {
+  readonly images: Uint8Array;
+  private readonly per: number;
+
+  constructor(private readonly renderer: BatchRenderer, readonly numEnvs: number) {
+    this.per = renderer.nCam * renderer.height * renderer.width * 3;
+    this.images = new Uint8Array(numEnvs * this.per);
+  }
+
+  /** Renders every env (after a reset), or those that executed an action in the last step (`executed[i] > 0`). */
+  async update(obs: PoseObservation, executed?: ArrayLike<number>): Promise<Uint8Array> {
+    const all = posesOfBatch(obs, this.numEnvs);
+    const moved = all.flatMap((_, i) => (!executed || executed[i]! > 0 ? [i] : []));
+    if (moved.length === 0) return this.images;
+    const out = await this.renderer.render(moved.map((i) => all[i]!));
+    moved.forEach((i, k) => this.images.set(out.subarray(k * this.per, (k + 1) * this.per), i * this.per));
+    return this.images;
+  }
+}

@@ -21,7 +21,7 @@ import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/progra
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
-import { createLiberoRenderer, posesOfBatch } from "../render/libero.ts";
+import { createLiberoRenderer, EnvViews } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
 import { Rng } from "../util/random.ts";
 import type { EpisodeInfo } from "../sim/protocol.ts";
@@ -124,7 +124,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 
   // ---- envs, renderer, logs ----
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: envCfg.max_episode_steps, autoReset: false, ignoreTerminations: envCfg.ignore_terminations, seed: envCfg.seed });
-  const renderer = await createLiberoRenderer(gpu, pc.image_size, N);
+  const views = new EnvViews(await createLiberoRenderer(gpu, pc.image_size, N), N);
   mkdirSync(join(runDir, "checkpoints"), { recursive: true });
   writeRunConfig(runDir, stringify(config, { lineWidth: 0 }), resumed?.globalStep);
   // Steps the interrupted run logged after the checkpoint it resumes from are dropped (TensorBoard's purge_step).
@@ -191,8 +191,9 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
             await vec.reset(starts.map((s) => s % NUM_TASKS), starts.map((s) => Math.floor(s / NUM_TASKS)), envSeeds, TRAINING_STREAM + envCfg.seed);
         // env.train.video_cfg: env 0's episode of the first rollout epoch, one frame per policy call.
         const gif = e === 0 && envCfg.video_cfg.save_video ? new EpisodeGif(20 / C) : undefined;
+        let executed: Int32Array | undefined; // undefined after the reset: every env is drawn
         for (let t = 0; t <= T; t++) {
-          const frames = await renderer.render(posesOfBatch(obs, N)); // [N, 2, S, S, 3]
+          const frames = await views.update(obs, executed); // [N, 2, S, S, 3]
           if (gif && !gif.done) gif.add(captionedFrame(frames.subarray(0, 2 * S * S * 3), 2, S, S, obs.instructions[0]!, `global step ${step}, step ${obs.elapsed[0]}`));
           const images = policyImages(frames, N, pc.num_images, S);
           const act = await runner.act({ images, instructions: obs.instructions, states: obs.states }, true);
@@ -223,6 +224,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           const first = res.episodes.find((x) => x.env === 0);
           if (gif && first && !gif.done) gif.save(join(envCfg.video_cfg.video_base_dir, `global_step_${step}`, `task${first.task}_${first.successOnce ? "success" : "failure"}.gif`));
           obs = res.obs;
+          executed = res.executed;
           hooks.onProgress?.("rollout", e * T + t + 1, E * T);
         }
       }
@@ -261,7 +263,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       // size); otherwise each micro-batch computes its own, once per epoch.
       const prefixFloats = pc.depth * 2 * pc.heads * d.prefixLen * pc.head_dim + d.prefixLen + (pc.value_after_vlm ? pc.width : 0);
       const storePrefix = prefixProgram && slots * prefixFloats * 4 <= PREFIX_BYTES;
-      const prefix = storePrefix ? await computePrefixes(prefixProgram, b_images, b_instr, ck.tokenizer, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
+      // Shuffled once and reused by every epoch (RLinf), so each minibatch's micro-batches are fixed for the step.
+      const order = shuffle(slots, shuffleRng);
+      const microBatches = Array.from({ length: minibatches }, (_, mb) => packMinibatch(order.slice(mb * mbSize, (mb + 1) * mbSize), b_weight, microSize));
+      const used = microBatches.flat(2);
+      const prefix = storePrefix ? await computePrefixes(prefixProgram, used, b_images, b_instr, ck.tokenizer, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
 
       /** Program inputs of the slots `idx`: stored prefix (or images), points, step inputs, PPO data. */
       const microBatchFeeds = async (idx: number[]): Promise<Feeds> => {
@@ -313,22 +319,21 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       };
 
       // ---- update: update_epoch × minibatches of global_batch_size slots, accumulated over micro-batches ----
-      const order = shuffle(slots, shuffleRng); // shuffled once, reused by every epoch (RLinf)
-      const sums = { policy: 0, value: 0, entropy: 0, loss: 0, micro: 0, gradNorm: 0, updates: 0 };
+      const sums = { policy: 0, value: 0, entropy: 0, loss: 0, gradNorm: 0, updates: 0 };
       const ratioAll = new Float32Array(slots);
       const valueAll = new Float32Array(slots);
       for (let epoch = 0; epoch < alg.update_epoch; epoch++) {
         for (let mb = 0; mb < minibatches; mb++) {
           const criticOnly = learner.step < optim.critic_warmup_steps; // counted in optimizer steps
-          for (let start = mb * mbSize; start < (mb + 1) * mbSize; start += microSize) {
-            const mb_idx = order.slice(start, start + microSize);
+          for (const mb_idx of microBatches[mb]!) {
             const feeds = await microBatchFeeds(mb_idx);
-            const out = await learner.accumulate(criticOnly ? warmup : update, feeds, microSize / mbSize);
-            sums.policy += out.policy_loss![0]!;
-            sums.value += out.value_loss![0]!;
-            sums.entropy += out.entropy![0]!;
-            sums.loss += out.loss![0]!;
-            sums.micro++;
+            // Each micro-batch's loss is its sum over microSize slots: its share of the minibatch's mean.
+            const share = microSize / mbSize;
+            const out = await learner.accumulate(criticOnly ? warmup : update, feeds, share);
+            sums.policy += share * out.policy_loss![0]!;
+            sums.value += share * out.value_loss![0]!;
+            sums.entropy += share * out.entropy![0]!;
+            sums.loss += share * out.loss![0]!;
             if (epoch === alg.update_epoch - 1) mb_idx.forEach((i, b) => ((ratioAll[i] = out.ratio![b]!), (valueAll[i] = out.value![b]!)));
           }
           const norm = await learner.update();
@@ -353,10 +358,10 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       const epMean = (f: (e: EpisodeInfo) => number) => mean(episodes.map(f));
       const per = (x: number, n: number) => (n ? x / n : 0);
       const metrics: Record<string, number> = {
-        "train/actor/policy_loss": per(sums.policy, sums.micro),
-        "train/actor/policy_loss_abs": Math.abs(per(sums.policy, sums.micro)),
-        "train/actor/total_loss": per(sums.loss, sums.micro),
-        "train/actor/entropy_loss": per(sums.entropy, sums.micro),
+        "train/actor/policy_loss": per(sums.policy, sums.updates),
+        "train/actor/policy_loss_abs": Math.abs(per(sums.policy, sums.updates)),
+        "train/actor/total_loss": per(sums.loss, sums.updates),
+        "train/actor/entropy_loss": per(sums.entropy, sums.updates),
         "train/actor/approx_kl": rs.approxKl,
         "train/actor/clip_fraction": rs.clipFraction,
         "train/actor/ratio": rs.meanRatio,
@@ -365,7 +370,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
         "train/actor/grad_norm": per(sums.gradNorm, sums.updates),
         "train/actor/lr": optim.lr,
         "train/actor/noise_level": sampler.noiseLevel,
-        "train/critic/value_loss": per(sums.value, sums.micro),
+        "train/critic/value_loss": per(sums.value, sums.updates),
         "train/critic/explained_variance": explainedVariance(ret, masked(b_values)),
         "train/critic/value_clip_ratio": valueClipRatio(valueAll, b_values, b_ret, b_mask, alg.value_clip, alg.huber_delta),
         "train/critic/lr": optim.value_lr,
@@ -409,19 +414,37 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
 
 }
 
-/** The prefix outputs for every stored observation, in batches: name → values [slots, …] and the per-slot shape. */
-async function computePrefixes(program: Compiled, images: Uint8Array, instr: string[], tokenizer: Tokenizer, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
+/**
+ * A minibatch's slots as micro-batches of `micro`: its slots of weight > 0 first, then as many of its
+ * weight-0 (masked) slots as fill the last micro-batch, at least one micro-batch. A masked slot adds 0 to
+ * masked_mean_ratio's sum and the mean divides by the micro-batch size either way, so the gradient is
+ * RLinf's over the whole minibatch without computing the slots that add nothing (a third of them once
+ * most episodes succeed early). `micro` divides the minibatch's length, so the masked slots suffice.
+ */
+export function packMinibatch(idx: number[], weight: Float32Array, micro: number): number[][] {
+  const live = idx.filter((i) => weight[i]! > 0);
+  const masked = idx.filter((i) => !(weight[i]! > 0));
+  const count = Math.max(1, Math.ceil(live.length / micro));
+  const slotsUsed = [...live, ...masked].slice(0, count * micro);
+  return Array.from({ length: count }, (_, k) => slotsUsed.slice(k * micro, (k + 1) * micro));
+}
+
+/** The prefix outputs of the stored observations `which`, in batches: name → values [slots, …] (0 elsewhere) and the per-slot shape. */
+async function computePrefixes(program: Compiled, which: number[], images: Uint8Array, instr: string[], tokenizer: Tokenizer, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
   const n = instr.length;
   const IMG = images.length / n;
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (let s = 0; s < n; s += batch) {
-    const B = Math.min(batch, n - s);
-    const { ids, mask } = tokenize(tokenizer, instr.slice(s, s + B));
-    const r = await program.run({ images: host(images.subarray(s * IMG, (s + B) * IMG), [B, ...imgShape]), tokens: host(ids, [B, L]), token_mask: host(mask, [B, L]) });
+  for (let s = 0; s < which.length; s += batch) {
+    const idx = which.slice(s, s + batch);
+    const B = idx.length;
+    const img = new Uint8Array(B * IMG);
+    idx.forEach((i, b) => img.set(images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
+    const { ids, mask } = tokenize(tokenizer, idx.map((i) => instr[i]!));
+    const r = await program.run({ images: host(img, [B, ...imgShape]), tokens: host(ids, [B, L]), token_mask: host(mask, [B, L]) });
     for (const [k, v] of Object.entries(r)) {
       const per = v.length / B;
       out[k] ??= { data: new Float32Array(n * per), shape: shapeOf(k) };
-      out[k]!.data.set(v, s * per);
+      idx.forEach((i, b) => out[k]!.data.set(v.subarray(b * per, (b + 1) * per), i * per));
     }
   }
   return out;

@@ -2,7 +2,7 @@
 // env's observation exactly as the renderer built from that env's own model.
 import { expect, test } from "bun:test";
 import { getGpu } from "../../src/engine/device.ts";
-import { createLiberoRenderer, LIBERO_CAMERAS, liberoRenderer, posesOf, posesOfBatch } from "../../src/render/libero.ts";
+import { createLiberoRenderer, EnvViews, LIBERO_CAMERAS, liberoRenderer, posesOf, posesOfBatch, type PoseObservation } from "../../src/render/libero.ts";
 import { LiberoEnv } from "../../src/sim/env.ts";
 
 test("a renderer from the scene MJCF draws env observations like one from the env's model", async () => {
@@ -24,6 +24,42 @@ test("a renderer from the scene MJCF draws env observations like one from the en
   } finally {
     fromXml.destroy();
     fromEnv.destroy();
+    env.delete();
+  }
+}, 60_000);
+
+test("EnvViews renders only the envs that moved, and its images equal a full render", async () => {
+  const gpu = await getGpu();
+  const env = await LiberoEnv.create(0);
+  const renderer = await createLiberoRenderer(gpu, 64, 3);
+  const rendered: number[] = [];
+  const render = renderer.render.bind(renderer);
+  renderer.render = (frames) => (rendered.push(frames.length), render(frames));
+  const stack = (os: PoseObservation[]): PoseObservation => {
+    const cat = (k: keyof PoseObservation) => Float32Array.from(os.flatMap((o) => [...o[k]]));
+    return { geomXpos: cat("geomXpos"), geomXmat: cat("geomXmat"), camXpos: cat("camXpos"), camXmat: cat("camXmat") };
+  };
+  try {
+    const a = env.reset(4, 0);
+    const b = env.reset(7, 1);
+    const c = env.reset(2, 3);
+    const views = new EnvViews(renderer, 3);
+    const first = stack([a, b, c]);
+    expect(Buffer.compare(await views.update(first), await render(posesOfBatch(first, 3)))).toBe(0);
+    // c moves (the arm drives for 10 steps), b stands still, a is drawn again at the same poses.
+    for (let i = 0; i < 10; i++) env.step(new Float32Array([0.5, 0, -0.3, 0, 0, 0, -1]));
+    const c2 = env.observation();
+    expect(Buffer.compare(Buffer.from(c2.geomXpos.buffer), Buffer.from(c.geomXpos.buffer))).not.toBe(0);
+    const next = stack([a, b, c2]);
+    rendered.length = 0;
+    const got = await views.update(next, [5, 0, 5]);
+    expect(rendered).toEqual([2]);
+    expect(Buffer.compare(got, await render(posesOfBatch(next, 3)))).toBe(0);
+    rendered.length = 0;
+    await views.update(next, [0, 0, 0]);
+    expect(rendered).toEqual([]);
+  } finally {
+    renderer.destroy();
     env.delete();
   }
 }, 60_000);

@@ -7,7 +7,7 @@ import { initEngine } from "../../src/engine/runtime.ts";
 import { scopeAsync, Tensor } from "../../src/engine/tensor.ts";
 import { gae, lossMask, normalizeAdvantages } from "../../src/rl/gae.ts";
 import { maskedMeanRatio, ppoLoss, ratioStats } from "../../src/rl/loss.ts";
-import { explainedVariance, valueClipRatio } from "../../src/rl/ppo.ts";
+import { explainedVariance, packMinibatch, valueClipRatio } from "../../src/rl/ppo.ts";
 import { Rng } from "../../src/util/random.ts";
 import { expectClose } from "../engine/helpers.ts";
 
@@ -171,6 +171,55 @@ describe("PPO loss with RLinf's masked_mean_ratio", () => {
     logProb.dispose();
     // exp(logp − old) with log-probs near −20 held in float32 (spacing 1.9e-6): 1e-6 + 1e-6·max.
     expectClose(got.ratio, Array.from(data.logDelta, Math.exp), "per-sample ratio", 1e-6, 1e-6);
+  });
+
+  test("packed micro-batches (live slots first, padded with masked ones) give the whole minibatch's loss and d loss / d logp", async () => {
+    const micro = 8;
+    const order = Array.from({ length: B }, (_, i) => (i * 17) % B); // a shuffle of the 40 slots
+    const packed = packMinibatch(order, weight, micro);
+    const live = order.filter((i) => weight[i]! > 0);
+    expect(packed.length).toBe(Math.ceil(live.length / micro));
+    expect(packed.length, "fewer micro-batches than the unpacked 5").toBeLessThan(B / micro);
+    expect(packed.every((m) => m.length === micro)).toBe(true);
+    const flat = packed.flat();
+    expect(flat.slice(0, live.length)).toEqual(live);
+    expect(flat.slice(live.length).every((i) => weight[i] === 0 && order.includes(i))).toBe(true);
+    expect(new Set(flat).size).toBe(flat.length);
+    // An all-masked minibatch still takes one micro-batch (AdamW steps on it as RLinf's does).
+    expect(packMinibatch([1, 2, 3, 4], new Float32Array(8), 2)).toEqual([[1, 2]]);
+
+    const want = plainLoop();
+    const pick = (a: Float32Array, idx: number[]) => Tensor.from(Float32Array.from(idx, (i) => a[i]!), [idx.length]);
+    const grad = new Float64Array(B);
+    let loss = 0;
+    for (const idx of packed) {
+      const logProb = Tensor.from(Float32Array.from(idx, (i) => data.oldLogProb[i]! + data.logDelta[i]!), [micro]);
+      logProb.requiresGrad = true;
+      const share = micro / B;
+      loss += await scopeAsync(async () => {
+        const l = ppoLoss(
+          {
+            logProb,
+            value: Tensor.from(Float32Array.from(idx, (i) => data.oldValue[i]! + data.valueDelta[i]!), [micro]),
+            entropy: pick(data.entropy, idx),
+            oldLogProb: pick(data.oldLogProb, idx),
+            oldValue: pick(data.oldValue, idx),
+            advantages: pick(data.advantages, idx),
+            returns: pick(data.returns, idx),
+            weight: pick(weight, idx),
+          },
+          s,
+        );
+        op.backward(op.mul(l.loss, Tensor.from(new Float32Array([share]), [])));
+        return share * (await l.loss.item());
+      });
+      const g = await logProb.grad!.read();
+      idx.forEach((i, b) => (grad[i] = g[b]!));
+      logProb.grad!.dispose();
+      logProb.dispose();
+    }
+    expectClose([loss], [want.loss], "loss summed over the packed micro-batches", 1e-5, 1e-5);
+    expectClose(grad, want.dLogp, "d loss / d logp", 1e-7, 1e-5);
   });
 
   test("ratioStats: clip fraction (the clipped objective is the larger), mean ratio, clipped ratio, |ratio − 1| and approx KL over the masked samples", () => {
