@@ -257,6 +257,11 @@ function checkRules(c: Config, use: LoadOptions["use"]): void {
     m.noise_params.length === 3 && m.noise_params.every((x) => typeof x === "number"),
     `Config key actor.model.noise_params is ${JSON.stringify(m.noise_params)}; it must be [start, end, steps].`,
   );
+  const vh = m.value_hidden_sizes;
+  rule(
+    vh === null || vh.every((w) => Number.isInteger(w) && w >= 1 && w <= 4096),
+    `Config key actor.model.value_hidden_sizes is ${JSON.stringify(vh)}; it must be null (the checkpoint's value head) or a list of widths from 1 to 4096 ([] for one linear layer).`,
+  );
   if (use === "eval") return; // what follows matters to training only
   // RLinf's PPO settings that dexrl implements exactly one way: any other value is refused, not ignored.
   const a = c.algorithm;

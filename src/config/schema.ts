@@ -123,6 +123,8 @@ export const schema = {
       chunk_critic_input: bool(),
       joint_logprob: bool(),
       value_after_vlm: bool(),
+      // dexrl: hidden widths of the value head's ReLU MLP (RLinf's ValueHead), [] one linear layer; null keeps the checkpoint's.
+      value_hidden_sizes: list<number>().orNull(),
       noise_anneal: bool(),
       noise_params: list<number>(),
       dexbotic: {

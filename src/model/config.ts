@@ -33,6 +33,11 @@ export interface ModelConfig {
   add_value_head: boolean;
   /** … or on the masked mean of the prefix's final outputs (π0.5), computed once per observation. */
   value_after_vlm: boolean;
+  /**
+   * Hidden widths of the value head's ReLU MLP (RLinf's ValueHead; π0.5 uses 1024, 512, 256). Absent
+   * or empty: one linear layer (Dexbotic π0), the layout of checkpoints written before it existed.
+   */
+  value_hidden?: number[];
   /** Flow-Noise's learned std head on each action token's output (RLinf ExploreNoiseNet: 128, 64, tanh). */
   add_noise_head: boolean;
 }
@@ -96,6 +101,9 @@ export function validateModelConfig(c: ModelConfig): void {
   if (c.vit_width % c.vit_heads) throw new Error(`config.json vit_width ${c.vit_width} is not a multiple of vit_heads ${c.vit_heads}`);
   for (const k of ["add_value_head", "value_after_vlm", "add_noise_head"] as const)
     if (typeof c[k] !== "boolean") throw new Error(`config.json ${k} must be true or false, got ${JSON.stringify(c[k])}`);
+  const h = c.value_hidden;
+  if (h !== undefined && !(Array.isArray(h) && h.every((w) => Number.isInteger(w) && w >= 1)))
+    throw new Error(`config.json value_hidden must be a list of positive integers, got ${JSON.stringify(h)}`);
   if (c.num_images > 2) throw new Error(`config.json num_images is ${c.num_images}; dexrl models take 1 or 2 views`);
 }
 
@@ -152,7 +160,15 @@ export function parameterShapes(c: ModelConfig): Map<string, number[]> {
   m.set("action_pos_embed", [c.horizon, c.expert_width]);
   linear("action_out_proj", c.expert_width, c.action_dim);
   if (c.add_value_head && c.value_after_vlm) norm("prefix.final_norm", c.width, false);
-  if (c.add_value_head) linear("value_head", c.value_after_vlm ? c.width : c.expert_width, 1);
+  if (c.add_value_head) {
+    const hidden = c.value_hidden ?? [];
+    let inp = c.value_after_vlm ? c.width : c.expert_width;
+    hidden.forEach((w, i) => {
+      linear(valueLayer(i), inp, w);
+      inp = w;
+    });
+    linear(valueLayer(hidden.length, hidden.length), inp, 1);
+  }
   if (c.add_noise_head) {
     linear("noise_head.fc1", c.expert_width, NOISE_HEAD_HIDDEN[0]);
     linear("noise_head.fc2", NOISE_HEAD_HIDDEN[0], NOISE_HEAD_HIDDEN[1]);
@@ -161,13 +177,17 @@ export function parameterShapes(c: ModelConfig): Map<string, number[]> {
   return m;
 }
 
+/** The value head's layer i of hidden.length + 1: value_head.fc1 … fcN, then value_head.out ("value_head" alone when linear). */
+export const valueLayer = (i: number, hidden = -1) => (i === hidden ? (hidden ? "value_head.out" : "value_head") : `value_head.fc${i + 1}`);
+
 /** Parameters frozen by train_expert_only: the whole prefix (vision, projector, language, prefix layers). */
 export const isPrefixParameter = (name: string) =>
   name.startsWith("vit.") || name.startsWith("projector.") || name === "view_embed" || name === "embed_tokens" || name === "text_pos_embed" || name.startsWith("prefix.");
 
 /**
- * Initial values: Linear weights N(0, 1/fan_in) (the value head N(0, 0.02²) as RLinf), biases 0,
- * norm weights 1, embeddings N(0, 0.02²). `normal` supplies standard normal draws.
+ * Initial values: Linear weights N(0, 1/fan_in) (the value head's last layer N(0, 0.02²) and its
+ * hidden ReLU layers Kaiming N(0, 2/fan_in), as RLinf), biases 0, norm weights 1, embeddings
+ * N(0, 0.02²). `normal` supplies standard normal draws.
  */
 export function initParameters(c: ModelConfig, normal: () => number): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
@@ -176,9 +196,9 @@ export function initParameters(c: ModelConfig, normal: () => number): Map<string
     const a = new Float32Array(n);
     if (name.endsWith("norm.weight") || /\.ln\w*\.weight$/.test(name)) a.fill(1);
     else if (name.endsWith(".bias")) a.fill(0);
-    else if (name === "value_head.weight") for (let i = 0; i < n; i++) a[i] = 0.02 * normal();
+    else if (name === "value_head.weight" || name === "value_head.out.weight") for (let i = 0; i < n; i++) a[i] = 0.02 * normal();
     else if (name.endsWith(".weight")) {
-      const std = 1 / Math.sqrt(shape[0]!);
+      const std = (name.startsWith("value_head.fc") ? Math.SQRT2 : 1) / Math.sqrt(shape[0]!);
       for (let i = 0; i < n; i++) a[i] = std * normal();
     } else for (let i = 0; i < n; i++) a[i] = 0.02 * normal();
     out.set(name, a);

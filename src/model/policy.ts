@@ -5,7 +5,7 @@
 // differentiable, so the same code serves sampling (under noGrad) and training.
 import * as op from "../engine/ops.ts";
 import { Tensor } from "../engine/tensor.ts";
-import { dims, isPrefixParameter, MASK_BIAS, NOISE_STD_RANGE, parameterShapes, type ModelConfig } from "./config.ts";
+import { dims, isPrefixParameter, MASK_BIAS, NOISE_STD_RANGE, parameterShapes, valueLayer, type ModelConfig } from "./config.ts";
 
 /** What the expert attends to: per-layer prefix K and V [B, heads, T, hd], and the key bias [B, 1, 1, T]. */
 export interface PrefixKV {
@@ -186,11 +186,15 @@ export class Policy {
 
   /**
    * The value [B]: on the mean of the action tokens' outputs [B, H, W] (π0), or on the prefix's
-   * pooled output when value_after_vlm. `detach` stops its gradient into what feeds it.
+   * pooled output when value_after_vlm, through value_hidden ReLU layers. `detach` stops its gradient
+   * into what feeds it.
    */
   value(prefix: PrefixKV, actionOut: Tensor, detach: boolean): Tensor {
     const input = this.c.value_after_vlm ? prefix.pooled! : op.mean(actionOut, 1); // [B, width]
-    const v = this.linear(detach ? op.detach(input) : input, "value_head"); // [B, 1]
+    const hidden = this.c.value_hidden ?? [];
+    let h = detach ? op.detach(input) : input;
+    for (let i = 0; i < hidden.length; i++) h = op.relu(this.linear(h, valueLayer(i)));
+    const v = this.linear(h, valueLayer(hidden.length, hidden.length)); // [B, 1]
     return op.reshape(v, [v.shape[0]!]);
   }
 }

@@ -56,14 +56,15 @@ export function savePolicyCheckpoint(dir: string, p: PolicyCheckpoint, extra: Re
 
 /**
  * The checkpoint with its value head reading the prefix's pooled output (value_after_vlm) or the
- * action tokens. A head whose input width stays keeps its weights (an SFT checkpoint's head never
- * trained, and PPO's critic warm-up fits it either way); one whose width changes starts from
- * initParameters' draw. The prefix's final norm that the pooled output needs starts at gain 1, or
- * is dropped.
+ * action tokens, through `hidden` ReLU layers (undefined: the checkpoint's). A layer whose name and
+ * size stay keeps its weights (an SFT checkpoint's head never trained, and PPO's critic warm-up fits
+ * it either way); any other starts from initParameters' draw. The prefix's final norm that the
+ * pooled output needs starts at gain 1, or is dropped.
  */
-export function withValueInput(ck: PolicyCheckpoint, valueAfterVlm: boolean, normal: () => number): PolicyCheckpoint {
-  if (ck.config.value_after_vlm === valueAfterVlm) return ck;
-  const config: ModelConfig = { ...ck.config, value_after_vlm: valueAfterVlm };
+export function withValueInput(ck: PolicyCheckpoint, valueAfterVlm: boolean, hidden: number[] | undefined, normal: () => number): PolicyCheckpoint {
+  const valueHidden = hidden ?? ck.config.value_hidden ?? [];
+  if (ck.config.value_after_vlm === valueAfterVlm && String(ck.config.value_hidden ?? []) === String(valueHidden)) return ck;
+  const config: ModelConfig = { ...ck.config, value_after_vlm: valueAfterVlm, value_hidden: valueHidden };
   const fresh = initParameters(config, normal);
   const params = new Map<string, Float32Array>();
   for (const [name, shape] of parameterShapes(config)) {

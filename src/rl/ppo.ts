@@ -76,8 +76,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   // actor.model.value_after_vlm decides what the critic reads (RLinf builds its value head from the yaml).
   if (loaded.config.value_after_vlm !== m.value_after_vlm)
     hooks.onNotice?.(`The value head of ${m.model_path} reads ${loaded.config.value_after_vlm ? "the prefix" : "the action tokens"}; actor.model.value_after_vlm=${m.value_after_vlm} makes it read ${m.value_after_vlm ? "the prefix's pooled output" : "the action tokens"} (the head's weights stay where the width matches, the prefix's final norm starts at 1)`);
+  const hidden = m.value_hidden_sizes ?? undefined;
+  if (hidden && String(hidden) !== String(loaded.config.value_hidden ?? []))
+    hooks.onNotice?.(`The value head of ${m.model_path} has hidden layers [${loaded.config.value_hidden ?? []}]; actor.model.value_hidden_sizes=[${hidden}] gives it new ones (freshly initialised; the critic warm-up fits them)`);
   const initRng = new Rng(config.actor.seed);
-  const ck = withValueInput(loaded, m.value_after_vlm, () => initRng.normal());
+  const ck = withValueInput(loaded, m.value_after_vlm, hidden, () => initRng.normal());
   const pc = ck.config;
   if (pc.horizon !== m.action_horizon) throw new DexrlError(`Checkpoint ${m.model_path} has action horizon ${pc.horizon} but actor.model.action_horizon is ${m.action_horizon}.`, 2);
   if (m.dexbotic.noise_method === "flow_noise" && !pc.add_noise_head)

@@ -61,6 +61,7 @@ export function sftModelConfig(config: Config, vocabSize: number, numImages: num
     horizon: config.actor.model.action_horizon,
     add_value_head: config.actor.model.add_value_head,
     value_after_vlm: config.actor.model.value_after_vlm,
+    value_hidden: config.actor.model.value_hidden_sizes ?? [],
     add_noise_head: config.actor.model.dexbotic.noise_method === "flow_noise",
   };
 }

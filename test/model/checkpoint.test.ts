@@ -8,7 +8,7 @@ import { DexrlError } from "../../src/errors.ts";
 import { loadCheckpoint, saveCheckpoint, type CheckpointData } from "../../src/model/checkpoint.ts";
 import { decodeSafetensors, encodeSafetensors, type Tensors } from "../../src/model/safetensors.ts";
 import { Tokenizer } from "../../src/model/tokenizer.ts";
-import { loadPolicyCheckpoint, type PolicyCheckpoint, withValueInput } from "../../src/model/policy_checkpoint.ts";
+import { loadPolicyCheckpoint, type PolicyCheckpoint, savePolicyCheckpoint, withValueInput } from "../../src/model/policy_checkpoint.ts";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "dexrl-ckpt-"));
 const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 43758.5453 % 1);
@@ -180,20 +180,37 @@ describe("withValueInput", () => {
   const ck = loadPolicyCheckpoint("models/libero-spatial-fewshot");
   const zeros = () => 0;
   test("value_after_vlm on the bundled checkpoint: the same-width head keeps its weights, the prefix's final norm starts at 1, nothing else changes", () => {
-    const v = withValueInput(ck, true, zeros);
+    const v = withValueInput(ck, true, undefined, zeros);
     expect(v.config.value_after_vlm).toBe(true);
     expect(v.params.get("value_head.weight")).toBe(ck.params.get("value_head.weight")!);
     expect(v.params.get("prefix.final_norm.weight")).toEqual(new Float32Array(ck.config.width).fill(1));
     expect([...v.params.keys()].sort()).toEqual([...ck.params.keys(), "prefix.final_norm.weight"].sort());
     for (const [n, p] of ck.params) expect(v.params.get(n)).toBe(p);
     // and back: the final norm goes, the rest stays
-    const back = withValueInput(v, false, zeros);
+    const back = withValueInput(v, false, undefined, zeros);
     expect([...back.params.keys()].sort()).toEqual([...ck.params.keys()].sort());
-    expect(withValueInput(ck, false, zeros)).toBe(ck);
+    expect(withValueInput(ck, false, undefined, zeros)).toBe(ck);
   });
   test("a head whose input width changes starts from a fresh draw", () => {
     const wide: PolicyCheckpoint = { ...ck, config: { ...ck.config, expert_width: 32 }, params: new Map([...ck.params].map(([n, p]) => [n, n === "value_head.weight" ? new Float32Array(32).fill(5) : p])) };
-    const v = withValueInput(wide, true, () => 1);
+    const v = withValueInput(wide, true, undefined, () => 1);
     expect(v.params.get("value_head.weight")).toEqual(new Float32Array(ck.config.width).fill(0.02)); // N(0, 0.02²) draws of 1
+  });
+  test("value_hidden: an MLP head replaces the linear one (Kaiming hidden layers, N(0, 0.02²) last), everything else kept; saved and loaded back", () => {
+    const v = withValueInput(ck, true, [6, 4], () => 1);
+    expect(v.config.value_hidden).toEqual([6, 4]);
+    const head = [...v.params.keys()].filter((n) => n.startsWith("value_head")).sort();
+    expect(head).toEqual(["value_head.fc1.bias", "value_head.fc1.weight", "value_head.fc2.bias", "value_head.fc2.weight", "value_head.out.bias", "value_head.out.weight"]);
+    expect(v.params.get("value_head.fc1.weight")).toEqual(new Float32Array(ck.config.width * 6).fill(Math.SQRT2 / Math.sqrt(ck.config.width)));
+    expect(v.params.get("value_head.fc2.weight")).toEqual(new Float32Array(6 * 4).fill(Math.SQRT2 / Math.sqrt(6)));
+    expect(v.params.get("value_head.out.weight")).toEqual(new Float32Array(4).fill(0.02));
+    for (const [n, p] of ck.params) if (!n.startsWith("value_head")) expect(v.params.get(n)).toBe(p);
+    expect(withValueInput(v, true, undefined, zeros)).toBe(v); // undefined keeps the checkpoint's head
+    const dir = mkdtempSync(join(tmpdir(), "dexrl-vh-"));
+    savePolicyCheckpoint(dir, v);
+    const back = loadPolicyCheckpoint(dir);
+    expect(back.config.value_hidden).toEqual([6, 4]);
+    expect(back.params.get("value_head.fc2.weight")).toEqual(v.params.get("value_head.fc2.weight")!);
+    rmSync(dir, { recursive: true });
   });
 });

@@ -17,11 +17,11 @@ import { refExpert, refNoiseStd, refPrefix, refValue } from "./reference.ts";
 // GPU work on SwiftShader can exceed bun's 5 s default on a busy 2-core machine.
 setDefaultTimeout(60_000);
 
-/** Odd sizes everywhere, small enough for a float64 loop; value head on the pooled prefix. */
+/** Odd sizes everywhere, small enough for a float64 loop; value head a ReLU MLP on the pooled prefix. */
 const cfg = tinyModel({
   image_size: 12, patch_size: 4, vit_width: 12, vit_depth: 2, vit_heads: 3, vit_mlp: 20,
   head_dim: 5, mlp: 24, vocab_size: 30, max_text_len: 7, expert_width: 10, expert_mlp: 14, horizon: 6,
-  value_after_vlm: true, add_noise_head: true,
+  value_after_vlm: true, value_hidden: [9, 5], add_noise_head: true,
 });
 const d = dims(cfg);
 const B = 2;

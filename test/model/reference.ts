@@ -191,7 +191,7 @@ export function refExpert(c: ModelConfig, p: P, prefix: RefPrefix, stateN: Array
 export const refVelocity = (c: ModelConfig, p: P, prefix: RefPrefix, stateN: ArrayLike<number>, xt: ArrayLike<number>, t: number | ArrayLike<number>): M =>
   refExpert(c, p, prefix, stateN, xt, t).velocity;
 
-/** The value: the head on the mean of the action tokens' outputs, or on the pooled prefix (value_after_vlm). */
+/** The value: the head (linear, or ReLU MLP of value_hidden) on the mean of the action tokens' outputs, or on the pooled prefix (value_after_vlm). */
 export function refValue(c: ModelConfig, p: P, prefix: RefPrefix, actionOut?: M): number {
   let input: Float64Array;
   if (c.value_after_vlm) input = prefix.pooled!;
@@ -200,7 +200,13 @@ export function refValue(c: ModelConfig, p: P, prefix: RefPrefix, actionOut?: M)
     input = new Float64Array(actionOut.cols);
     for (let r = 0; r < actionOut.rows; r++) for (let i = 0; i < actionOut.cols; i++) input[i] += actionOut.a[r * actionOut.cols + i]! / actionOut.rows;
   }
-  return linear({ rows: 1, cols: input.length, a: input }, p, "value_head").a[0]!;
+  const hidden = c.value_hidden ?? [];
+  let h: M = { rows: 1, cols: input.length, a: input };
+  hidden.forEach((_, i) => {
+    h = linear(h, p, `value_head.fc${i + 1}`);
+    h = { ...h, a: h.a.map((x) => Math.max(x, 0)) };
+  });
+  return linear(h, p, hidden.length ? "value_head.out" : "value_head").a[0]!;
 }
 
 /** Flow-Noise's learned std [H, action_dim]: log σ² squashed by tanh into log of NOISE_STD_RANGE². */
