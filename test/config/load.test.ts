@@ -165,6 +165,14 @@ describe("nonsensical values", () => {
     expect(errorOf({ overrides: ["env.train.seed=4294967296"] }).message).toContain("≤ 4294967295");
   });
 
+  test("the value head's hidden widths are null, [] or positive integers", () => {
+    expect(loadConfig().config.actor.model.value_hidden_sizes).toBeNull();
+    expect(loadConfig({ overrides: ["actor.model.value_hidden_sizes=[256,128,64]"] }).config.actor.model.value_hidden_sizes).toEqual([256, 128, 64]);
+    expect(loadConfig({ overrides: ["actor.model.value_hidden_sizes=[]"] }).config.actor.model.value_hidden_sizes).toEqual([]);
+    for (const bad of ["[256,0]", "[1.5]", "[5000]"])
+      expect(errorOf({ overrides: [`actor.model.value_hidden_sizes=${bad}`] }).message).toContain("actor.model.value_hidden_sizes is");
+  });
+
   test("eval checks only the rules it depends on, so the seed's --action_chunk_size 50 loads (for a horizon-50 model)", () => {
     const overrides = ["actor.model.num_action_chunks=50", "actor.model.action_horizon=50"];
     expect(errorOf({ overrides }).message).toContain("max_steps_per_rollout_epoch (240) must be a multiple of actor.model.num_action_chunks (50)");
