@@ -262,6 +262,7 @@ function checkRules(c: Config, use: LoadOptions["use"]): void {
     vh === null || vh.every((w) => Number.isInteger(w) && w >= 1 && w <= 4096),
     `Config key actor.model.value_hidden_sizes is ${JSON.stringify(vh)}; it must be null (the checkpoint's value head) or a list of widths from 1 to 4096 ([] for one linear layer).`,
   );
+  rule(c.env.eval.task_sampling === "uniform", "Config key env.eval.task_sampling is by_failure, but evaluation runs the fixed initial states of every task alike; set it to uniform.");
   if (use === "eval") return; // what follows matters to training only
   // RLinf's PPO settings that dexrl implements exactly one way: any other value is refused, not ignored.
   const a = c.algorithm;
@@ -280,6 +281,11 @@ function checkRules(c: Config, use: LoadOptions["use"]): void {
   rule(
     c.actor.global_batch_size % c.actor.micro_batch_size === 0,
     `Config key actor.global_batch_size (${c.actor.global_batch_size}) must be a multiple of actor.micro_batch_size (${c.actor.micro_batch_size}).`,
+  );
+  const t = c.env.train;
+  rule(
+    t.task_sampling === "uniform" || (!t.use_fixed_reset_state_ids && t.specific_reset_id === null),
+    "Config key env.train.task_sampling is by_failure, which draws fresh initial states per task; it needs env.train.use_fixed_reset_state_ids false and env.train.specific_reset_id null.",
   );
   for (const group of ["train", "eval"] as const) {
     const e = c.env[group];

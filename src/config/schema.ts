@@ -25,6 +25,8 @@ const envGroup = {
   use_fixed_reset_state_ids: bool(),
   use_ordered_reset_state_ids: bool(),
   specific_reset_id: int(0, 49).orNull(),
+  // dexrl: which task each fresh rollout state is of; by_failure gives tasks that fail more envs (src/rl/task_sampling.ts).
+  task_sampling: oneOf(["uniform", "by_failure"]),
   video_cfg: {
     save_video: bool(),
     info_on_video: bool(),

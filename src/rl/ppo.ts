@@ -29,6 +29,7 @@ import { INIT_STATES_PER_TASK, NUM_TASKS } from "../sim/tasks.ts";
 import { envSeed, VecEnv } from "../sim/vec_env.ts";
 import { gae, lossMask, normalizeAdvantages } from "./gae.ts";
 import { ratioStats } from "./loss.ts";
+import { apportion, dealTasks, taskSuccessRates } from "./task_sampling.ts";
 import { checkTrainedParameters, loadTrainerState, trainerStateFiles, writeRunConfig } from "./trainer_state.ts";
 
 export interface TrainHooks {
@@ -124,6 +125,9 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   // RLinf draws rollout resets from the fixed initial states (use_fixed_reset_state_ids); false draws
   // fresh ones from a training stream: index i is task i mod 10, state ⌊i/10⌋ of that task's stream.
   const fixedStarts = envCfg.use_fixed_reset_state_ids || envCfg.specific_reset_id !== null;
+  // env.train.task_sampling by_failure: the per-task success estimate that apportions the next step's envs.
+  const byFailure = envCfg.task_sampling === "by_failure";
+  let taskSuccess: number[] | null = resumed?.taskSuccess ?? null;
 
   // ---- envs, renderer, logs ----
   const vec = await VecEnv.create({ numEnvs: N, maxEpisodeSteps: envCfg.max_episode_steps, autoReset: false, ignoreTerminations: envCfg.ignore_terminations, seed: envCfg.seed });
@@ -186,12 +190,16 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       const episodes: EpisodeInfo[] = [];
       for (let e = 0; e < E; e++) {
         const starts = fixedStarts ? resetStates(envCfg, N, (step - 1) * E + e, resetRng) : Array.from({ length: N }, (_, n) => ((step - 1) * E + e) * N + n);
+        // by_failure (after a step has measured the tasks): env n runs tasks[n], state `starts[n]` of that task's stream (unique per slot).
+        const tasks = byFailure && taskSuccess ? dealTasks(apportion(taskSuccess, N)) : undefined;
         // Each env's streams (fixture placement) restart per rollout epoch: a resumed run places what the uninterrupted one did.
         const envSeeds = Array.from({ length: N }, (_, n) => envSeed((envCfg.seed ^ Math.imul((step - 1) * E + e + 1, 0x27d4eb2f)) >>> 0, n));
         let obs = fixedStarts
           ? await vec.reset(starts.map((s) => Math.floor(s / INIT_STATES_PER_TASK)), starts.map((s) => s % INIT_STATES_PER_TASK), envSeeds)
           : // Fresh initial states drawn like the fixed ones, never one of them: evaluation stays on states the policy never trained on.
-            await vec.reset(starts.map((s) => s % NUM_TASKS), starts.map((s) => Math.floor(s / NUM_TASKS)), envSeeds, TRAINING_STREAM + envCfg.seed);
+            tasks
+            ? await vec.reset(tasks, starts, envSeeds, TRAINING_STREAM + envCfg.seed)
+            : await vec.reset(starts.map((s) => s % NUM_TASKS), starts.map((s) => Math.floor(s / NUM_TASKS)), envSeeds, TRAINING_STREAM + envCfg.seed);
         // env.train.video_cfg: env 0's episode of the first rollout epoch, one frame per policy call.
         const gif = e === 0 && envCfg.video_cfg.save_video ? new EpisodeGif(20 / C) : undefined;
         let executed: Int32Array | undefined; // undefined after the reset: every env is drawn
@@ -352,6 +360,9 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       await runner.syncWeights(learner.params);
       const updateSeconds = (performance.now() - t1) / 1000;
 
+      const stepTaskSuccess = taskSuccessRates(episodes, NUM_TASKS, null);
+      if (byFailure) taskSuccess = taskSuccessRates(episodes, NUM_TASKS, taskSuccess);
+
       // ---- metrics (RLinf's names) ----
       const masked = (a: Float32Array) => Array.from(a).filter((_, i) => b_mask[i]);
       const rs = ratioStats(ratioAll, b_adv, b_mask, alg.clip_ratio_low, alg.clip_ratio_high);
@@ -385,6 +396,8 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
         "rollout/returns_max": extreme(ret, Math.max),
         "rollout/returns_min": extreme(ret, Math.min),
         "env/success_once": epMean((e) => +e.successOnce),
+        // The mean of the tasks' rates: what evaluation's uniform task mix would read (by_failure skews env/success_once).
+        "env/success_once_task_mean": stepTaskSuccess.reduce((a, b) => a + b, 0) / NUM_TASKS,
         "env/episode_len": epMean((e) => e.episodeLen),
         "env/reward": epMean((e) => e.return),
         "env/num_trajectories": episodes.length,
@@ -401,7 +414,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       // ---- checkpoints ----
       stopped = hooks.stopRequested?.() ?? false;
       const save = (config.runner.save_interval > 0 && step % config.runner.save_interval === 0) || step === maxSteps || stopped;
-      if (save) savePolicyCheckpoint(join(runDir, "checkpoints", `global_step_${step}`), { ...ck, params: learner.params }, trainerStateFiles({ globalStep: step, optimizer: learner.state() }));
+      if (save) savePolicyCheckpoint(join(runDir, "checkpoints", `global_step_${step}`), { ...ck, params: learner.params }, trainerStateFiles({ globalStep: step, optimizer: learner.state(), taskSuccess }));
       if (stopped) break;
     }
   } finally {

@@ -13,6 +13,8 @@ const MOMENTS = "optimizer.safetensors";
 export interface TrainerState {
   globalStep: number;
   optimizer: LearnerState;
+  /** env.train.task_sampling by_failure's per-task success estimate (null: none yet, or uniform sampling). */
+  taskSuccess?: number[] | null;
 }
 
 /** The files (trainer_state.json, optimizer.safetensors) to write beside a checkpoint's own. */
@@ -22,7 +24,7 @@ export function trainerStateFiles(s: TrainerState): Record<string, Uint8Array | 
   for (const [name, v] of Object.entries(s.optimizer.v)) tensors.set(`v.${name}`, { shape: [v.length], data: v });
   const files: Record<string, Uint8Array | string> = {
     [MOMENTS]: encodeSafetensors(tensors),
-    [STATE]: JSON.stringify({ global_step: s.globalStep, adamw_step: s.optimizer.step, lrs: s.optimizer.lrs }, null, 2) + "\n",
+    [STATE]: JSON.stringify({ global_step: s.globalStep, adamw_step: s.optimizer.step, lrs: s.optimizer.lrs, task_success: s.taskSuccess ?? null }, null, 2) + "\n",
   };
   // The resume tests' kill "during a checkpoint write": the writer reads these entries after it has
   // written the checkpoint's own files into its hidden partial folder, before these and the rename.
@@ -45,6 +47,7 @@ export interface TrainerMeta {
   globalStep: number;
   adamwStep: number;
   lrs: number[];
+  taskSuccess: number[] | null;
 }
 
 /**
@@ -59,7 +62,7 @@ export function readTrainerMeta(dir: string): TrainerMeta {
   if (!existsSync(path)) throw usageError(`Cannot resume from ${dir}: it has no ${STATE} (is it a checkpoint written by dexrl train?).`);
   if (!existsSync(join(dir, MOMENTS)))
     throw usageError(`Cannot resume from ${dir}: it has ${STATE} but no ${MOMENTS} (AdamW's moments), so the optimizer cannot continue where it stopped.`);
-  let meta: { global_step?: unknown; adamw_step?: unknown; lrs?: unknown };
+  let meta: { global_step?: unknown; adamw_step?: unknown; lrs?: unknown; task_success?: unknown };
   try {
     meta = JSON.parse(readFileSync(path, "utf8"));
   } catch {
@@ -71,7 +74,11 @@ export function readTrainerMeta(dir: string): TrainerMeta {
   if (!count(meta.adamw_step)) throw new DexrlError(`Checkpoint file ${path} has adamw_step ${JSON.stringify(meta.adamw_step)}; it must be an integer ≥ 0.`);
   if (!Array.isArray(meta.lrs) || !meta.lrs.every((x) => typeof x === "number" && Number.isFinite(x) && x > 0))
     throw new DexrlError(`Checkpoint file ${path} has lrs ${JSON.stringify(meta.lrs)}; it must be a list of positive learning rates.`);
-  return { globalStep: meta.global_step as number, adamwStep: meta.adamw_step as number, lrs: meta.lrs as number[] };
+  // Absent in checkpoints written before env.train.task_sampling existed: no estimate yet.
+  const ts = meta.task_success ?? null;
+  if (ts !== null && !(Array.isArray(ts) && ts.every((x) => typeof x === "number" && x >= 0 && x <= 1)))
+    throw new DexrlError(`Checkpoint file ${path} has task_success ${JSON.stringify(ts)}; it must be null or a list of success rates in [0, 1].`);
+  return { globalStep: meta.global_step as number, adamwStep: meta.adamw_step as number, lrs: meta.lrs as number[], taskSuccess: ts as number[] | null };
 }
 
 /** Reads what trainerStateFiles wrote; the message names the file when it is missing or damaged. */
@@ -87,7 +94,7 @@ export function loadTrainerState(dir: string): TrainerState {
     if (kind === "v." && t.data.some((x) => x < 0)) throw new DexrlError(`Checkpoint file ${path} has negative second moments in ${key}; they are squares and cannot be negative.`);
     (kind === "m." ? optimizer.m : optimizer.v)[key.slice(2)] = t.data;
   }
-  return { globalStep: meta.globalStep, optimizer };
+  return { globalStep: meta.globalStep, optimizer, taskSuccess: meta.taskSuccess };
 }
 
 /**

@@ -60,7 +60,7 @@ beforeAll(() => {
 
   resumable(at("noopt"), 1);
   rmSync(join(places.noopt!, "optimizer.safetensors"));
-  for (const [name, text] of [["negstep", '{"global_step": -1, "adamw_step": 2, "lrs": [0.001, 0.0001]}'], ["fracstep", '{"global_step": 1.5, "adamw_step": 2, "lrs": [0.001, 0.0001]}'], ["badstate", "{ truncated"]]) {
+  for (const [name, text] of [["negstep", '{"global_step": -1, "adamw_step": 2, "lrs": [0.001, 0.0001]}'], ["fracstep", '{"global_step": 1.5, "adamw_step": 2, "lrs": [0.001, 0.0001]}'], ["badstate", "{ truncated"], ["badtasks", '{"global_step": 1, "adamw_step": 2, "lrs": [0.001, 0.0001], "task_success": [0.5, 1.5]}']]) {
     resumable(at(name!), 1);
     writeFileSync(join(places[name!]!, "trainer_state.json"), text!);
   }

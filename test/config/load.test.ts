@@ -173,6 +173,16 @@ describe("nonsensical values", () => {
       expect(errorOf({ overrides: [`actor.model.value_hidden_sizes=${bad}`] }).message).toContain("actor.model.value_hidden_sizes is");
   });
 
+  test("task_sampling by_failure needs fresh rollout states and is refused for evaluation", () => {
+    expect(loadConfig().config.env.train.task_sampling).toBe("uniform");
+    const fresh = ["env.train.task_sampling=by_failure", "env.train.use_fixed_reset_state_ids=false"];
+    expect(loadConfig({ overrides: fresh, use: "train" }).config.env.train.task_sampling).toBe("by_failure");
+    expect(errorOf({ overrides: ["env.train.task_sampling=by_failure"], use: "train" }).message).toContain("needs env.train.use_fixed_reset_state_ids false");
+    expect(errorOf({ overrides: [...fresh, "env.train.specific_reset_id=3"], use: "train" }).message).toContain("env.train.specific_reset_id null");
+    expect(errorOf({ overrides: ["env.eval.task_sampling=by_failure"], use: "eval" }).message).toContain("env.eval.task_sampling is by_failure");
+    expect(errorOf({ overrides: ["env.train.task_sampling=sometimes"] }).message).toContain("env.train.task_sampling");
+  });
+
   test("eval checks only the rules it depends on, so the seed's --action_chunk_size 50 loads (for a horizon-50 model)", () => {
     const overrides = ["actor.model.num_action_chunks=50", "actor.model.action_horizon=50"];
     expect(errorOf({ overrides }).message).toContain("max_steps_per_rollout_epoch (240) must be a multiple of actor.model.num_action_chunks (50)");

@@ -1,7 +1,7 @@
 // The seed's PPO keys that dexrl once read and ignored: each now changes what a run does (checked on
 // short real runs and on the sampler) or is refused with a sentence naming it.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
@@ -73,7 +73,7 @@ describe("keys that change behaviour", () => {
     expect(Math.abs(all[0]! - chunk[0]!), `values ${all} (all tokens) vs ${chunk} (first 2)`).toBeGreaterThan(1e-4);
   });
 
-  test("noise_anneal, only_eval, max_epochs, use_fixed_reset_state_ids, val_check_interval and video_cfg on short runs", () => {
+  test("noise_anneal, only_eval, max_epochs, use_fixed_reset_state_ids, task_sampling, val_check_interval and video_cfg on short runs", () => {
     const dir = mkdtempSync(join(tmpdir(), "dexrl-keys-"));
     writeTinyCheckpoint(join(dir, "ckpt"));
     const tiny = [`actor.model.model_path=${join(dir, "ckpt")}`, "actor.model.action_horizon=10", "env.train.total_num_envs=2", "env.train.rollout_epoch=1",
@@ -81,7 +81,8 @@ describe("keys that change behaviour", () => {
       "env.eval.total_num_envs=10", "env.eval.max_episode_steps=10", `env.train.video_cfg.video_base_dir=${join(dir, "video", "train")}`, `env.eval.video_cfg.video_base_dir=${join(dir, "video", "eval")}`];
     // noise_anneal from 0.9 to 0.1 over 2 steps; max_epochs 3 stops before max_steps 5; fresh resets; a val check at step 2.
     const r = dexrl("train", ...tiny, `runner.logger.log_path=${dir}`, "runner.logger.experiment_name=a", "actor.model.noise_anneal=true", "actor.model.noise_params=[0.9,0.1,2]",
-      "runner.max_steps=5", "runner.max_epochs=3", "env.train.use_fixed_reset_state_ids=false", "runner.val_check_interval=2", "runner.save_interval=100");
+      "runner.max_steps=5", "runner.max_epochs=3", "env.train.use_fixed_reset_state_ids=false", "runner.val_check_interval=2", "runner.save_interval=100",
+      "env.train.task_sampling=by_failure");
     expect(r.code, r.stderr).toBe(0);
     const s = readScalars(join(dir, "a"));
     const noise = s.get("train/actor/noise_level")!;
@@ -89,6 +90,11 @@ describe("keys that change behaviour", () => {
     [0.9, 0.5, 0.1].forEach((want, i) => expect(noise.get(i + 1)!).toBeCloseTo(want, 6));
     expect([...s.get("eval/success_once")!.keys()]).toEqual([2]);
     expect(readdirSync(join(dir, "a", "checkpoints"))).toEqual(["global_step_3"]);
+    // task_sampling by_failure keeps its per-task estimate in the trainer state (a resume apportions as the run would have).
+    const taskSuccess = JSON.parse(readFileSync(join(dir, "a", "checkpoints", "global_step_3", "trainer_state.json"), "utf8")).task_success;
+    expect(taskSuccess).toHaveLength(10);
+    for (const p of taskSuccess) expect(p >= 0 && p <= 1).toBe(true);
+    expect([...s.get("env/success_once_task_mean")!.keys()]).toEqual([1, 2, 3]);
     // video_cfg.save_video (the seed's default): env 0's rollout episode every global step, the first eval episodes at the val check.
     expect(readdirSync(join(dir, "video", "train")).sort()).toEqual(["global_step_1", "global_step_2", "global_step_3"]);
     for (const step of [1, 2, 3]) expect(readdirSync(join(dir, "video", "train", `global_step_${step}`))).toHaveLength(1);

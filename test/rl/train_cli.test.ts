@@ -56,14 +56,14 @@ describe("dexrl train", () => {
     expect(changed("expert.layers.0.q_proj.weight")).toBe(true);
     expect(changed("value_head.weight")).toBe(true);
     const state = (dir: string) => JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8"));
-    expect(state(join(run, "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4] });
+    expect(state(join(run, "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4], task_success: null });
 
     // Resuming from global step 1 runs step 2 only, with AdamW's step and moments carried over.
     const r = Bun.spawnSync([...args(ckpt, tmp, "resumed"), `runner.resume_dir=${join(run, "checkpoints", "global_step_1")}`], { cwd: root });
     expect(r.exitCode).toBe(0);
     expect(r.stdout.toString()).not.toMatch(/^step 1 /m);
     expect(r.stdout.toString()).toMatch(/^step 2 /m);
-    expect(state(join(tmp, "resumed", "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4] });
+    expect(state(join(tmp, "resumed", "checkpoints", "global_step_2"))).toEqual({ global_step: 2, adamw_step: 4, lrs: [1e-3, 1e-4], task_success: null });
     const bad = Bun.spawnSync([...args(ckpt, tmp, "bad"), `runner.resume_dir=${ckpt}`], { cwd: root });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr.toString()).toContain(`Cannot resume from ${ckpt}: it has no trainer_state.json`);

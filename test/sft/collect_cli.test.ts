@@ -25,7 +25,7 @@ describe("dexrl collect", () => {
   test("records expert episodes from training initial states; refuses to overwrite; resumes; replaces", async () => {
     const dir = join(root, "ds");
     const first = dexrl("collect", "--tasks", "2", "--episodes-per-task", "1", "--seed", "7", "--image-size", "16", "--out", dir);
-    expect(first.code).toBe(0);
+    expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain("wrote 1 episodes");
     expect(first.stderr).toContain("eta");
     const ds = openDataset(dir);
