@@ -188,10 +188,10 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       // ---- rollouts: E rollout epochs × T macro steps × N envs ----
       const t0 = performance.now();
       const episodes: EpisodeInfo[] = [];
+      // by_failure (after a step has measured the tasks): env n runs tasks[n], state `starts[n]` of that task's stream (unique per slot).
+      const tasks = byFailure && taskSuccess ? dealTasks(apportion(taskSuccess, N)) : undefined;
       for (let e = 0; e < E; e++) {
         const starts = fixedStarts ? resetStates(envCfg, N, (step - 1) * E + e, resetRng) : Array.from({ length: N }, (_, n) => ((step - 1) * E + e) * N + n);
-        // by_failure (after a step has measured the tasks): env n runs tasks[n], state `starts[n]` of that task's stream (unique per slot).
-        const tasks = byFailure && taskSuccess ? dealTasks(apportion(taskSuccess, N)) : undefined;
         // Each env's streams (fixture placement) restart per rollout epoch: a resumed run places what the uninterrupted one did.
         const envSeeds = Array.from({ length: N }, (_, n) => envSeed((envCfg.seed ^ Math.imul((step - 1) * E + e + 1, 0x27d4eb2f)) >>> 0, n));
         let obs = fixedStarts
