@@ -14,7 +14,7 @@ import { constantPolicy, odePolicyFn, ppoFn, prefixFn, samplerFn, sftFn, trainab
 import { type SamplerConfig, stepHost } from "../../src/model/sampler.ts";
 import { loadOnnxRuntime } from "../../src/onnx/runtime.ts";
 import type { PpoSettings } from "../../src/rl/loss.ts";
-import { expectClose } from "../engine/helpers.ts";
+import { expectClose, maxDiff } from "../engine/helpers.ts";
 import { gaussian, perturbedParams, tinyModel } from "./helpers.ts";
 import { refExpert, refNoiseStd, refPrefix, type RefPrefix, refValue } from "./reference.ts";
 
@@ -217,6 +217,8 @@ function finiteDiff(f: (p: Map<string, Float64Array>) => number, name: string, i
 // against the float64 reference the same (the engine's stored prefix is float32, the reference's float64).
 const ATOL = 1e-5;
 const RTOL = 1e-5;
+/** Float32 gradients against the float64 truth (central differences), and so against each other. */
+const GRAD_RTOL = 1e-4;
 
 describe("the rollout sampler traced into ONNX", () => {
   const cases: [string, Partial<SamplerConfig>, (i: number) => boolean][] = [
@@ -264,7 +266,11 @@ describe("the PPO training step (ppoFn)", () => {
     const [gpu, ort] = await Promise.all(backends.map((bk) => run("ppo", ppoFn(cfg, sc, settings, false), bk, feeds)));
     const grads = Object.keys(gpu!).filter((k) => k.startsWith("g."));
     expect(grads.sort()).toEqual(trainable.map((n) => `g.${n}`).sort()); // frozen prefix: no gradient outputs
-    for (const k of Object.keys(gpu!)) expectClose(ort![k]!, gpu![k]!, `${name}: ${k} onnx vs webgpu`, ATOL, RTOL);
+    // Outputs agree to float32 rounding. Gradients are held to the bound each backend meets against the
+    // float64 truth below (1e-5 + 1e-4·|fd|): the noise head's log-std term amplifies rounding, so the
+    // two float32 sums (MLAS and SwiftShader, orders that depend on the CPU) can differ by ~1e-5 of
+    // max|g|; where they differ most, central differences say both are right.
+    for (const k of Object.keys(gpu!)) expectClose(ort![k]!, gpu![k]!, `${name}: ${k} onnx vs webgpu`, ATOL, k.startsWith("g.") ? GRAD_RTOL : RTOL);
     const ref = refPpo(sc, stored);
     expect(ref.ratio.some((r) => r > 1 + settings.clipRatioHigh || r < 1 - settings.clipRatioLow), `some ratios outside the clip range: ${ref.ratio}`).toBe(true);
     for (const bk of backends) {
@@ -279,9 +285,11 @@ describe("the PPO training step (ppoFn)", () => {
     // error is ~1e-10 here): |diff| ≤ 1e-5 + 1e-4·|fd| for the float32 gradient.
     const probes: [string, number][] = [["value_head.weight", 3], ["expert.layers.1.fc2.weight", 17], ["action_out_proj.bias", 2], ["state_proj.weight", 9], ["action_time_mlp_in.weight", 40]];
     if (sc.method === "flow_noise") probes.push(["noise_head.out.weight", 5], ["noise_head.fc1.bias", 7]);
+    // And in every gradient, the element where the two backends differ most.
+    for (const k of grads) probes.push([k.slice(2), Math.max(0, maxDiff(ort![k]!, gpu![k]!).at)]); // at −1: equal everywhere
     for (const [n, i] of probes) {
       const fd = finiteDiff((p) => refPpo(sc, stored, p).loss, n, i);
-      expectClose([ort![`g.${n}`]![i]!], [fd], `${name}: onnx d loss/d ${n}[${i}] vs finite differences`, 1e-5, 1e-4);
+      for (const bk of backends) expectClose([(bk === "onnx" ? ort! : gpu!)[`g.${n}`]![i]!], [fd], `${name}: ${bk} d loss/d ${n}[${i}] vs finite differences`, 1e-5, GRAD_RTOL);
     }
   });
 
