@@ -1,13 +1,14 @@
 // Benchmark: one rollout policy call — the compiled sampler (prefix, K = 4 denoising steps with one
 // flow-SDE step, log-prob and value; model/programs.ts samplerFn) — on WebGPU and traced into ONNX
 // Runtime, at the default model size for batch 1, 16 and 64. Run: .tools/bin/bun bench/policy.ts
-import { cpus, loadavg } from "node:os";
+import { loadavg } from "node:os";
 import { type Backend, compile, type Feeds, host } from "../src/engine/compile.ts";
 import { initEngine } from "../src/engine/runtime.ts";
 import { DEFAULT_MODEL, initParameters, parameterShapes, type ModelConfig } from "../src/model/config.ts";
 import { Policy } from "../src/model/policy.ts";
 import { constantPolicy, samplerFn } from "../src/model/programs.ts";
 import { type SamplerConfig, stepHost } from "../src/model/sampler.ts";
+import { machineSummary } from "../src/util/machine.ts";
 import { Rng } from "../src/util/random.ts";
 
 const gpu = await initEngine();
@@ -18,7 +19,7 @@ const K = 4;
 const sc: SamplerConfig = { numSteps: K, method: "flow_sde", noiseLevel: 0.5, chunk: 5, envDim: 7, jointLogprob: false, detachCritic: true };
 const device = Policy.fromArrays(c, params, false);
 const count = [...parameterShapes(c).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
-console.log(`machine: ${cpus()[0]?.model} × ${cpus().length}, load ${loadavg()[0]!.toFixed(1)}; adapter ${gpu.summary.vendor} ${gpu.summary.device} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
+console.log(`machine: ${machineSummary()}, load ${loadavg()[0]!.toFixed(1)}; adapter ${gpu.summary.vendor} ${gpu.summary.device} (${gpu.summary.backend}${gpu.summary.isSoftware ? ", software" : ""})`);
 console.log(`model: ${(count / 1e6).toFixed(3)} M parameters; ${c.num_images} views of ${c.image_size}², ${c.max_text_len} text tokens, horizon ${c.horizon}, K = ${K}`);
 
 function feeds(B: number): Feeds {

@@ -2,9 +2,9 @@
 // against raw mj_step of the same model on the same states in the same run (controller and wrapper
 // overhead as a ratio); vectorized throughput on 1 worker and on all cores; and the scripted expert's
 // success over all 500 fixed initial states. Run: bun bench/sim.ts [--quick]
-import { cpus } from "node:os";
 import { LiberoEnv, SUBSTEPS } from "../src/sim/env.ts";
 import { ScriptedExpert } from "../src/sim/expert.ts";
+import { machineSummary } from "../src/util/machine.ts";
 import { Rng } from "../src/util/random.ts";
 import { INIT_STATES_PER_TASK, NUM_TASKS } from "../src/sim/tasks.ts";
 import { VecEnv } from "../src/sim/vec_env.ts";
@@ -14,7 +14,7 @@ const cpuSeconds = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
-console.log(`# ${cpus()[0]?.model ?? "cpu"}, ${navigator.hardwareConcurrency} cores; MuJoCo wasm (mujoco-js)`);
+console.log(`# ${machineSummary()}; MuJoCo wasm (mujoco-js)`);
 
 /**
  * Single thread: expert episodes stepped by the env (timed around env.step only), and after each

@@ -10,6 +10,7 @@ import { renderToTextureCheck } from "../engine/selftest.ts";
 import { OnnxGraph } from "../onnx/graph.ts";
 import { loadOnnxRuntime } from "../onnx/runtime.ts";
 import { loadModel, mujoco } from "../sim/mujoco.ts";
+import { machineSummary } from "../util/machine.ts";
 
 interface Check {
   name: string;
@@ -122,6 +123,7 @@ export default defineCommand({
   args: { ...jsonArgs, ...debugArgs },
   async run({ args }) {
     const checks: Check[] = [{ name: "bun", ok: true, detail: `Bun ${Bun.version}, dexrl ${pkg.version}, ${process.platform}-${process.arch}` }];
+    checks.push({ name: "cpu", ok: true, detail: machineSummary() });
     checks.push(...(await gpuChecks()));
     checks.push(await attempt("mujoco", mujocoCheck));
     checks.push(await attempt("onnxruntime", onnxCheck));

@@ -11,6 +11,7 @@ import { formatMetrics, Progress } from "../log/console.ts";
 import { checkCheckpointDir, recoverInterruptedSaves } from "../model/checkpoint.ts";
 import { train } from "../rl/ppo.ts";
 import { readTrainerMeta, testKillPoint } from "../rl/trainer_state.ts";
+import { machineSummary } from "../util/machine.ts";
 
 export default defineCommand({
   meta: {
@@ -44,10 +45,10 @@ export default defineCommand({
 
     if (continuing) {
       const record = existsSync(join(runDir, "config.yaml")) ? `; config.yaml keeps the earlier config, config.resume_${resumeStep}.yaml records this one` : "";
-      console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs${record}`);
+      console.error(`dexrl: continuing the run in ${runDir} from global step ${resumeStep} (${resumeDir}) up to global step ${steps} with ${config.env.train.total_num_envs} envs${record}; ${machineSummary()}`);
     } else
       console.error(
-        `dexrl: training ${resumeDir ? `from ${resumeDir} (global step ${resumeStep})` : config.actor.model.model_path} up to global step ${steps} with ${config.env.train.total_num_envs} envs; new run folder ${runDir}`,
+        `dexrl: training ${resumeDir ? `from ${resumeDir} (global step ${resumeStep})` : config.actor.model.model_path} up to global step ${steps} with ${config.env.train.total_num_envs} envs; new run folder ${runDir}; ${machineSummary()}`,
       );
     // Learning rates given on resume apply (AdamW's moments carry over, its saved lrs do not).
     const lrs: [string, number][] = [["actor.optim.lr", config.actor.optim.lr], ["actor.optim.value_lr", config.actor.optim.value_lr]];

@@ -63,8 +63,9 @@ describe("dexrl CLI", () => {
   test("doctor passes every check on this machine", () => {
     const r = dexrl("doctor", "--json");
     const checks = JSON.parse(r.stdout) as { name: string; ok: boolean; detail: string }[];
-    expect(checks.map((c) => c.name)).toEqual(["bun", "webgpu adapter", "webgpu compute", "webgpu render-to-texture", "training backend", "mujoco", "onnxruntime"]);
+    expect(checks.map((c) => c.name)).toEqual(["bun", "cpu", "webgpu adapter", "webgpu compute", "webgpu render-to-texture", "training backend", "mujoco", "onnxruntime"]);
     expect(checks.filter((c) => !c.ok)).toEqual([]);
+    expect(checks.find((c) => c.name === "cpu")!.detail).toEndWith(`× ${navigator.hardwareConcurrency}`);
     // On SwiftShader (no GPU) auto puts updates and rollouts on ONNX Runtime; on a real GPU on WebGPU.
     const software = checks.find((c) => c.name === "webgpu adapter")!.detail.includes("software");
     expect(checks.find((c) => c.name === "training backend")!.detail).toStartWith(software ? "updates and rollouts on ONNX Runtime" : "updates and rollouts on WebGPU");
