@@ -1,4 +1,5 @@
-// Plots a training run's success curves as a PNG: rollout success (env/success_once) and evaluation
+// Plots a training run's success curves as a PNG: rollout success (env/success_once, or at the even
+// task mix, env/success_once_task_mean, where task_sampling by_failure logged it) and evaluation
 // success (eval/success_once) against the global step and against wall time, read from the run's
 // TensorBoard event files (steps up to --max-step when given).
 // bun scripts/plot_run.ts RUN_DIR OUT.png [--baseline 0.55] [--title TEXT] [--max-step N]
@@ -68,7 +69,9 @@ const ORANGE = [230, 120, 20];
 const GREEN = [40, 160, 60];
 
 const s = scalars(runDir);
-const rollout = s.get("env/success_once") ?? [];
+// by_failure gives the failing tasks more envs, so its plain rollout success reads low against eval's even mix.
+const taskMean = s.get("env/success_once_task_mean") ?? [];
+const rollout = taskMean.length ? taskMean : (s.get("env/success_once") ?? []);
 const evals = s.get("eval/success_once") ?? [];
 if (!rollout.length && !evals.length) throw new Error(`${runDir} has no env/success_once or eval/success_once scalars`);
 
@@ -94,7 +97,7 @@ function panel(ox: number, xOf: (p: { step: number; t: number }) => number, xLab
 }
 panel(0, (p) => p.step, "GLOBAL STEP");
 panel(W, (p) => p.t, "WALL TIME (MIN)");
-const legend = `${opt.title ?? "PPO"}:  ROLLOUT SUCCESS (BLUE), EVAL SUCCESS ON FIXED STATES (ORANGE)${opt.baseline ? ", SFT START (GREEN)" : ""}`;
+const legend = `${opt.title ?? "PPO"}:  ROLLOUT SUCCESS${taskMean.length ? " AT THE EVEN TASK MIX" : ""} (BLUE), EVAL SUCCESS ON FIXED STATES (ORANGE)${opt.baseline ? ", SFT START (GREEN)" : ""}`;
 drawText(img, M.left, 8, legend, 1, BLACK);
 writePng(out, img.data, img.width, img.height);
 console.log(`wrote ${out}: ${rollout.length} rollout points, ${evals.length} eval points`);
