@@ -87,18 +87,20 @@ function callSteps(c: ModelConfig, K: number, t: Record<string, Tensor>): StepIn
 /**
  * The rollout sampler. Inputs: images, tokens, token_mask, state (normalised) [B, state_dim], noise
  * x_1 [B, H, D], eps [K, B, H, D], and per call step_a, step_b, step_std, step_explore [K]
- * (stepHost of the K steps). Outputs: chain [B, K+1, H, D], log_prob, entropy, value [B].
+ * (stepHost of the K steps). Outputs: chain [B, K+1, H, D], log_prob, entropy, value [B], and with
+ * `withPrefix` prefixFn's outputs too (PPO stores them, so a frozen prefix is computed once per observation).
  */
-export function samplerFn(policy: PolicySource, cfg: SamplerConfig): TensorFn {
+export function samplerFn(policy: PolicySource, cfg: SamplerConfig, withPrefix = false): TensorFn {
   return (t) =>
     op.noGrad(() => {
       const p = policy();
-      const ctx = context(p, p.embedPrefix(t.images!, t.tokens!, t.token_mask!), t.state!);
+      const prefix = p.embedPrefix(t.images!, t.tokens!, t.token_mask!);
+      const ctx = context(p, prefix, t.state!);
       const K = cfg.numSteps;
       const [, B, H, D] = t.eps!.shape as [number, number, number, number];
       const eps = Array.from({ length: K }, (_, i) => op.reshape(op.slice(t.eps!, 0, i, i + 1), [B, H, D]));
       const s = sampleChunk(p, ctx, cfg, t.noise!, eps, callSteps(p.c, K, t));
-      return { chain: s.chain, log_prob: s.logProb, entropy: s.entropy, value: s.value };
+      return { chain: s.chain, log_prob: s.logProb, entropy: s.entropy, value: s.value, ...(withPrefix ? prefixOut(p.c, prefix) : {}) };
     });
 }
 

@@ -30,6 +30,8 @@ export interface Act {
   logProb: Float32Array;
   entropy: Float32Array;
   value: Float32Array;
+  /** With `withPrefix`: prefixFn's outputs for the batch (name → [B, …]). */
+  prefix?: Record<string, Float32Array>;
 }
 
 /**
@@ -67,21 +69,25 @@ export class PolicyRunner {
     readonly backend: Backend,
     params: Map<string, Float32Array>,
     seed: number,
+    private readonly withPrefix: boolean,
   ) {
     this.rng = new CpuRng(seed);
     this.program = this.build(params);
   }
 
-  /** `params` are the weights the sampler starts from (syncWeights replaces them after an update). */
-  static create(o: { config: ModelConfig; params: Map<string, Float32Array>; normStats: NormStats; tokenizer: Tokenizer; sampler: SamplerConfig; seed: number; backend: Backend }): PolicyRunner {
-    return new PolicyRunner(o.config, o.normStats, o.tokenizer, o.sampler, o.backend, o.params, o.seed);
+  /**
+   * `params` are the weights the sampler starts from (syncWeights replaces them after an update);
+   * `withPrefix`: each call also returns the prefix outputs (PPO's stored frozen prefix).
+   */
+  static create(o: { config: ModelConfig; params: Map<string, Float32Array>; normStats: NormStats; tokenizer: Tokenizer; sampler: SamplerConfig; seed: number; backend: Backend; withPrefix?: boolean }): PolicyRunner {
+    return new PolicyRunner(o.config, o.normStats, o.tokenizer, o.sampler, o.backend, o.params, o.seed, o.withPrefix ?? false);
   }
 
   private build(params: Map<string, Float32Array>): Compiled {
-    if (this.backend === "onnx") return compile("dexrl_sampler", samplerFn(constantPolicy(this.c, params), this.sampler), "onnx");
+    if (this.backend === "onnx") return compile("dexrl_sampler", samplerFn(constantPolicy(this.c, params), this.sampler, this.withPrefix), "onnx");
     this.device = Policy.fromArrays(this.c, params, false);
     const device = this.device;
-    return compile("dexrl_sampler", samplerFn(() => device, this.sampler), "webgpu");
+    return compile("dexrl_sampler", samplerFn(() => device, this.sampler, this.withPrefix), "webgpu");
   }
 
   /** The new weights after an update: the ONNX sampler is traced again, WebGPU's tensors overwritten. */
@@ -123,8 +129,8 @@ export class PolicyRunner {
       step_std: host(steps.std, [K]),
       step_explore: host(steps.explore, [K]),
     });
-    const chain = out.chain!;
-    return { chain, stepIndex, logProb: out.log_prob!, entropy: out.entropy!, value: out.value!, actions: this.executed(chain, B) };
+    const { chain, log_prob, entropy, value, ...prefix } = out;
+    return { chain: chain!, stepIndex, logProb: log_prob!, entropy: entropy!, value: value!, actions: this.executed(chain!, B), ...(this.withPrefix ? { prefix } : {}) };
   }
 
   /** The first `chunk` actions × `envDim` dims of x_0, unnormalised: [B, chunk, envDim]. */

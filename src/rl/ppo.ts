@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Config } from "../config/schema.ts";
 import { DexrlError } from "../errors.ts";
-import { type Backend, type Compiled, compile, type Feeds, host } from "../engine/compile.ts";
+import { type Backend, compile, type Feeds, host } from "../engine/compile.ts";
 import { Learner } from "../engine/learner.ts";
 import { initEngine } from "../engine/runtime.ts";
 import { EventWriter, purgeNotice } from "../log/tfevents.ts";
@@ -19,7 +19,6 @@ import { envActions, policyImages } from "../model/observation.ts";
 import { loadPolicyCheckpoint, savePolicyCheckpoint, withValueInput } from "../model/policy_checkpoint.ts";
 import { constantPolicy, ppoFn, prefixFn, trainableNames } from "../model/programs.ts";
 import { PolicyRunner, resolveBackend, tokenize } from "../model/runner.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
 import { stepHost, type SamplerConfig } from "../model/sampler.ts";
 import { createLiberoRenderer, EnvViews } from "../render/libero.ts";
 import { captionedFrame, EpisodeGif } from "../render/video.ts";
@@ -116,8 +115,14 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   );
   if (resumed) checkTrainedParameters(resumed.optimizer, names, resumeDir!, `actor.model.dexbotic.train_expert_only=${trainExpertOnly}`);
   if (resumed) learner.loadState(resumed.optimizer);
-  const runner = PolicyRunner.create({ config: pc, params: learner.params, normStats: ck.normStats, tokenizer: ck.tokenizer, sampler, seed: config.actor.seed, backend: rolloutBackend });
-  const prefixProgram = trainExpertOnly ? compile("dexrl_prefix", prefixFn(constantPolicy(pc, ck.params)), trainBackend, { spin: true }) : undefined;
+  // A frozen prefix (train_expert_only) is stored per observation as the rollout computes it, when it
+  // fits in PREFIX_BYTES (the seed's 24,576 samples would need ~6 GB at the default size); otherwise
+  // each micro-batch computes its own, once per update epoch.
+  const d = dims(pc);
+  const prefixFloats = pc.depth * 2 * pc.heads * d.prefixLen * pc.head_dim + d.prefixLen + (pc.value_after_vlm ? pc.width : 0);
+  const storePrefix = trainExpertOnly && slots * prefixFloats * 4 <= PREFIX_BYTES;
+  const runner = PolicyRunner.create({ config: pc, params: learner.params, normStats: ck.normStats, tokenizer: ck.tokenizer, sampler, seed: config.actor.seed, backend: rolloutBackend, withPrefix: storePrefix });
+  const prefixProgram = trainExpertOnly && !storePrefix ? compile("dexrl_prefix", prefixFn(constantPolicy(pc, ck.params)), trainBackend, { spin: true }) : undefined;
   const settings = { clipRatioLow: alg.clip_ratio_low, clipRatioHigh: alg.clip_ratio_high, valueClip: alg.value_clip, huberDelta: alg.huber_delta, entropyBonus: alg.entropy_bonus };
   const update = compile("dexrl_ppo", ppoFn(pc, sampler, settings, false), trainBackend, { spin: true });
   const warmup = compile("dexrl_ppo_critic", ppoFn(pc, sampler, settings, true), trainBackend, { spin: true });
@@ -137,7 +142,6 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   // Steps the interrupted run logged after the checkpoint it resumes from are dropped (TensorBoard's purge_step).
   const writer = new EventWriter(runDir, resumed ? { purgeStep: resumed.globalStep + 1 } : {});
   for (const p of writer.purged) hooks.onNotice?.(purgeNotice(p));
-  const d = dims(pc);
   const S = pc.image_size;
   const HD = pc.horizon * pc.action_dim;
   const IMG = pc.num_images * S * S * 3;
@@ -154,6 +158,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
   const b_rewards = new Float32Array(slots);
   const b_dones = new Uint8Array(slots);
   const b_bootstrap = new Float32Array(E * N);
+  const b_prefix: Record<string, Float32Array> = {}; // storePrefix: prefixFn's outputs per slot, allocated at the first call
 
   /** The ODE policy on the fixed initial states (env.eval.total_num_envs / 10 per task, up to all 500), as eval/* metrics. */
   const validate = (at: number) => {
@@ -220,6 +225,7 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           b_step[e * T + t] = act.stepIndex;
           b_logprob.set(act.logProb, base);
           b_values.set(act.value, base);
+          for (const [k, v] of Object.entries(act.prefix ?? {})) (b_prefix[k] ??= new Float32Array(slots * (v.length / N))).set(v, base * (v.length / N));
           const res = await vec.step(envActions(act.actions, N, C, sampler.envDim), C);
           for (let n = 0; n < N; n++) {
             let r = 0;
@@ -267,18 +273,11 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
       }
       if (alg.normalize_advantages) b_adv.set(normalizeAdvantages(b_adv, b_mask));
 
-      // ---- the frozen prefix, once per stored observation ----
+      // ---- minibatches: shuffled once and reused by every epoch (RLinf), so each minibatch's micro-batches are fixed for the step ----
       const t1 = performance.now();
       const prefixShape = (k: string) => (k === "key_bias" ? [1, 1, d.prefixLen] : k === "pooled" ? [pc.width] : [pc.heads, d.prefixLen, pc.head_dim]);
-      // Stored when it fits in PREFIX_BYTES (the seed's 24,576 samples would need ~6 GB at the default
-      // size); otherwise each micro-batch computes its own, once per epoch.
-      const prefixFloats = pc.depth * 2 * pc.heads * d.prefixLen * pc.head_dim + d.prefixLen + (pc.value_after_vlm ? pc.width : 0);
-      const storePrefix = prefixProgram && slots * prefixFloats * 4 <= PREFIX_BYTES;
-      // Shuffled once and reused by every epoch (RLinf), so each minibatch's micro-batches are fixed for the step.
       const order = shuffle(slots, shuffleRng);
       const microBatches = Array.from({ length: minibatches }, (_, mb) => packMinibatch(order.slice(mb * mbSize, (mb + 1) * mbSize), b_weight, microSize));
-      const used = microBatches.flat(2);
-      const prefix = storePrefix ? await computePrefixes(prefixProgram, used, b_images, b_instr, ck.tokenizer, pc.max_text_len, [pc.num_images, S, S, 3], 64, prefixShape) : undefined;
 
       /** Program inputs of the slots `idx`: stored prefix (or images), points, step inputs, PPO data. */
       const microBatchFeeds = async (idx: number[]): Promise<Feeds> => {
@@ -290,12 +289,12 @@ export async function train(config: Config, runDir: string, hooks: TrainHooks = 
           idx.forEach((i, b) => out.set(b_images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
           return out;
         };
-        if (prefix) {
-          for (const [k, v] of Object.entries(prefix)) {
-            const per = v.data.length / slots;
+        if (storePrefix) {
+          for (const [k, v] of Object.entries(b_prefix)) {
+            const per = v.length / slots;
             const out = new Float32Array(B * per);
-            idx.forEach((i, b) => out.set(v.data.subarray(i * per, (i + 1) * per), b * per));
-            f[k] = host(out, [B, ...v.shape]);
+            idx.forEach((i, b) => out.set(v.subarray(i * per, (i + 1) * per), b * per));
+            f[k] = host(out, [B, ...prefixShape(k)]);
           }
         } else if (prefixProgram) {
           const { ids, mask } = tokenize(ck.tokenizer, idx.map((i) => b_instr[i]!));
@@ -443,27 +442,6 @@ export function packMinibatch(idx: number[], weight: Float32Array, micro: number
   const count = Math.max(1, Math.ceil(live.length / micro));
   const slotsUsed = [...live, ...masked].slice(0, count * micro);
   return Array.from({ length: count }, (_, k) => slotsUsed.slice(k * micro, (k + 1) * micro));
-}
-
-/** The prefix outputs of the stored observations `which`, in batches: name → values [slots, …] (0 elsewhere) and the per-slot shape. */
-async function computePrefixes(program: Compiled, which: number[], images: Uint8Array, instr: string[], tokenizer: Tokenizer, L: number, imgShape: number[], batch: number, shapeOf: (name: string) => number[]) {
-  const n = instr.length;
-  const IMG = images.length / n;
-  const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-  for (let s = 0; s < which.length; s += batch) {
-    const idx = which.slice(s, s + batch);
-    const B = idx.length;
-    const img = new Uint8Array(B * IMG);
-    idx.forEach((i, b) => img.set(images.subarray(i * IMG, (i + 1) * IMG), b * IMG));
-    const { ids, mask } = tokenize(tokenizer, idx.map((i) => instr[i]!));
-    const r = await program.run({ images: host(img, [B, ...imgShape]), tokens: host(ids, [B, L]), token_mask: host(mask, [B, L]) });
-    for (const [k, v] of Object.entries(r)) {
-      const per = v.length / B;
-      out[k] ??= { data: new Float32Array(n * per), shape: shapeOf(k) };
-      idx.forEach((i, b) => out[k]!.data.set(v.subarray(b * per, (b + 1) * per), i * per));
-    }
-  }
-  return out;
 }
 
 /** The max or min of up to the seed's 24,576 samples (a spread would pass them all as arguments); 0 when empty. */

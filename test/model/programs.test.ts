@@ -254,6 +254,19 @@ describe("the rollout sampler traced into ONNX", () => {
   });
 });
 
+test.each([false, true])("withPrefix (PPO's stored prefix), value_after_vlm %p: the sampler's prefix outputs are prefixFn's bit for bit on ONNX Runtime, its other outputs unchanged", async (afterVlm) => {
+  const c: ModelConfig = { ...cfg, value_after_vlm: afterVlm };
+  const a = afterVlm ? perturbedParams(c, 22) : arrays;
+  const sc = sampler();
+  const feeds = samplerFeeds(sc, [false, false, true, false], 9);
+  const [plain, withPrefix] = await Promise.all([false, true].map((w) => run("sampler", samplerFn(constantPolicy(c, a), sc, w), "onnx", feeds)));
+  const alone = await run("prefix", prefixFn(constantPolicy(c, a)), "onnx", obs());
+  expect(Object.keys(withPrefix!).sort()).toEqual([...Object.keys(plain!), ...Object.keys(alone)].sort());
+  expect(Object.keys(alone)).toHaveLength(2 * c.depth + 1 + (afterVlm ? 1 : 0));
+  for (const [k, v] of Object.entries(alone)) expect(maxDiff(withPrefix![k]!, v).diff, k).toBe(0);
+  for (const [k, v] of Object.entries(plain!)) expect(maxDiff(withPrefix![k]!, v).diff, k).toBe(0);
+});
+
 describe("the PPO training step (ppoFn)", () => {
   const cases: [string, SamplerConfig][] = [
     ["flow_sde, detach_critic_input", sampler()],
