@@ -1,6 +1,7 @@
 // Benchmark: one rollout policy call — the compiled sampler (prefix, K = 4 denoising steps with one
 // flow-SDE step, log-prob and value; model/programs.ts samplerFn) — on WebGPU and traced into ONNX
-// Runtime, at the default model size for batch 1, 16 and 64. Run: .tools/bin/bun bench/policy.ts
+// Runtime, at the default model size for batch 1, 16 and 64; on ONNX Runtime also with the prefix
+// outputs PPO stores (withPrefix). Run: .tools/bin/bun bench/policy.ts
 import { loadavg } from "node:os";
 import { type Backend, compile, type Feeds, host } from "../src/engine/compile.ts";
 import { initEngine } from "../src/engine/runtime.ts";
@@ -39,16 +40,17 @@ function feeds(B: number): Feeds {
   };
 }
 
-console.log("\n| batch | WebGPU first call | WebGPU per call | ONNX Runtime first call (trace + session) | ONNX Runtime per call |\n|---|---|---|---|---|");
+console.log("\n| batch | WebGPU first call | WebGPU per call | ONNX Runtime first call (trace + session) | ONNX Runtime per call | ONNX Runtime per call, withPrefix |\n|---|---|---|---|---|---|");
 for (const B of [1, 16, 64]) {
   const f = feeds(B);
   const cells: string[] = [];
-  for (const backend of ["webgpu", "onnx"] as Backend[]) {
+  const runs: [Backend, boolean][] = [["webgpu", false], ["onnx", false], ["onnx", true]];
+  for (const [backend, withPrefix] of runs) {
     // As PolicyRunner builds it: weights uploaded once on WebGPU, constants of the trace on ONNX.
-    const program = compile("dexrl_sampler", samplerFn(backend === "webgpu" ? () => device : constantPolicy(c, params), sc), backend);
+    const program = compile("dexrl_sampler", samplerFn(backend === "webgpu" ? () => device : constantPolicy(c, params), sc, withPrefix), backend);
     let t0 = performance.now();
     await program.run(f);
-    cells.push(`${(performance.now() - t0).toFixed(0)} ms`);
+    if (!withPrefix) cells.push(`${(performance.now() - t0).toFixed(0)} ms`);
     const reps = B === 64 ? 3 : 10;
     t0 = performance.now();
     for (let i = 0; i < reps; i++) await program.run(f);
